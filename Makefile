@@ -1,0 +1,34 @@
+# `make demo` and `make test` each build .venv when missing, install pdeml, then run.
+# torch is pinned to the local CPU wheel; override with e.g. `make test TORCH=torch==2.5.1`.
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.pdeml-installed
+EXTRAS ?= dev,solvers
+
+.PHONY: demo test test-all lint bench install clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH)"
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]" "$(TORCH)"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/pdeml demo --out runs/demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -x --timeout=900 -m "not slow"
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q --timeout=1800
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check pdeml tests scripts
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,138 @@
+"""LightningDataModule over pdeml HDF5 splits."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+import numpy as np
+from torch.utils.data import DataLoader
+
+from pdeml.datasets.normalization import UnitGaussianNormalizer
+from pdeml.datasets.reader import H5Dataset
+from pdeml.datasets.schema import DatasetError, read_attrs
+
+
+def default_vars(path: str | Path) -> tuple[list[str], list[str]]:
+    """The input and output variables a pdeml file declares in its attributes."""
+    attrs = read_attrs(path)
+    try:
+        return json.loads(attrs["input_vars"]), json.loads(attrs["output_vars"])
+    except KeyError:
+        raise DatasetError(
+            f"{path} does not declare input_vars/output_vars; name them explicitly"
+        ) from None
+
+
+class PDEDataModule(L.LightningDataModule):
+    """Train / validation / test loaders over pdeml HDF5 files.
+
+    Parameters
+    ----------
+    train
+        Training file. Without ``val``, a ``val_fraction`` of it is held out for validation.
+    test, val
+        Optional test and validation files.
+    inputs, outputs
+        Variable names; by default those the training file declares.
+    batch_size, num_workers
+        DataLoader settings.
+    val_fraction
+        Share of ``train`` held out when no ``val`` file is given (0 disables validation).
+    in_memory
+        Load the selected variables into memory (fast for datasets that fit).
+    seed
+        Seed of the train/validation split.
+    """
+
+    def __init__(
+        self,
+        train: str | Path,
+        test: str | Path | None = None,
+        val: str | Path | None = None,
+        inputs: Sequence[str] | None = None,
+        outputs: Sequence[str] | None = None,
+        batch_size: int = 16,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        in_memory: bool = True,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        self.train_path, self.test_path, self.val_path = train, test, val
+        if inputs is None or outputs is None:
+            d_in, d_out = default_vars(train)
+            inputs, outputs = inputs or d_in, outputs or d_out
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        self.batch_size, self.num_workers = batch_size, num_workers
+        self.val_fraction, self.in_memory, self.seed = val_fraction, in_memory, seed
+        self.train_set = self.val_set = self.test_set = None
+
+    def _dataset(self, path: str | Path, indices: np.ndarray | None = None) -> H5Dataset:
+        return H5Dataset(path, self.inputs, self.outputs, indices, self.in_memory)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.train_set is None:
+            full = self._dataset(self.train_path)
+            n = len(full)
+            n_val = 0 if self.val_path else int(round(self.val_fraction * n))
+            if n - n_val < 1:
+                raise DatasetError(f"{self.train_path} has too few samples ({n}) to train on")
+            perm = np.random.default_rng(self.seed).permutation(n)
+            self.train_set = self._dataset(self.train_path, np.sort(perm[n_val:]))
+            if self.val_path:
+                self.val_set = self._dataset(self.val_path)
+            elif n_val:
+                self.val_set = self._dataset(self.train_path, np.sort(perm[:n_val]))
+        if self.test_path and self.test_set is None and stage in (None, "test", "predict"):
+            self.test_set = self._dataset(self.test_path)
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the model input."""
+        return len(self.inputs)
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the model output."""
+        return len(self.outputs)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """Grid shape of the training data."""
+        self.setup("fit")
+        return self.train_set.spatial_shape
+
+    def fit_normalizers(self) -> tuple[UnitGaussianNormalizer, UnitGaussianNormalizer]:
+        """Input and output normalizers fitted on the training split only."""
+        self.setup("fit")
+        loader = DataLoader(self.train_set, batch_size=256, shuffle=False)
+        n_in = UnitGaussianNormalizer(self.in_channels).fit(x for x, _ in loader)
+        n_out = UnitGaussianNormalizer(self.out_channels).fit(y for _, y in loader)
+        return n_in, n_out
+
+    def _loader(self, dataset: H5Dataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.train_set, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader(self.val_set, shuffle=False) if self.val_set is not None else []
+
+    def test_dataloader(self) -> DataLoader:
+        if self.test_set is None:
+            raise DatasetError("no test file was given")
+        return self._loader(self.test_set, shuffle=False)

@@ -1,0 +1,75 @@
+"""The pdeml HDF5 layout (one file per split), written through h5netcdf.
+
+Writing through h5netcdf gives real HDF5 dimension scales, so the same file opens with plain
+``h5py`` and with ``xarray.open_dataset(path, engine="h5netcdf")`` with named dimensions:
+
+- grid data: ``(sample, [time,] y, x)`` float32, one sample per chunk;
+- per-sample parameters: 1-D variables along ``sample``;
+- coordinates: 1-D variables named like their dimension;
+- root attributes: provenance (see :func:`provenance`), ``pdeml_schema_version``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSION = "1"
+SAMPLE_DIM = "sample"
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing, unreadable, or not what the caller asked for."""
+
+
+def provenance(problem: Any, seed: int, split: str, n_samples: int) -> dict[str, Any]:
+    """Root attributes describing how a file was made.
+
+    No timestamps or host names: two runs with the same settings must give identical bytes.
+    """
+    from pdeml import __version__
+
+    return {
+        "title": f"pdeml {problem.name} dataset ({split})",
+        "problem": problem.name,
+        "problem_settings": json.dumps(problem.attrs(), sort_keys=True),
+        "solver": problem.attrs().get("solver", "scipy.sparse.linalg.spsolve"),
+        "seed": int(seed),
+        "split": split,
+        "n_samples": int(n_samples),
+        "input_vars": json.dumps(list(problem.input_vars)),
+        "output_vars": json.dumps(list(problem.output_vars)),
+        "pdeml_version": __version__,
+        "pdeml_schema_version": SCHEMA_VERSION,
+        "Conventions": "CF-1.8",
+    }
+
+
+def open_h5(path: str | Path) -> h5py.File:
+    """Open a pdeml dataset read-only with a one-line error for missing or damaged files."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"dataset file not found: {path}")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise DatasetError(f"cannot read {path}: not an HDF5 file or truncated ({err})") from None
+    return f
+
+
+def check_variables(f: h5py.File, names: list[str] | tuple[str, ...], path: str | Path) -> None:
+    """Raise :class:`DatasetError` naming the variables that are missing from ``f``."""
+    missing = [n for n in names if n not in f]
+    if missing:
+        have = ", ".join(sorted(k for k in f.keys() if isinstance(f[k], h5py.Dataset)))
+        raise DatasetError(f"{path} has no variable {', '.join(missing)} (has: {have})")
+
+
+def read_attrs(path: str | Path) -> dict[str, Any]:
+    """Root attributes of a dataset as plain Python values."""
+    with open_h5(path) as f:
+        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}

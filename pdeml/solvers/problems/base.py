@@ -1,0 +1,67 @@
+"""The contract between a PDE problem and the dataset generator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A stored variable: its dimensions (without ``sample``) and its units."""
+
+    dims: tuple[str, ...]
+    units: str = "1"
+    description: str = ""
+
+
+class Problem:
+    """Base class of the problems that ``pdeml generate`` can write.
+
+    A subclass declares its ``name``, its declared convergence ``order`` (checked by the tests),
+    the variables it produces, the coordinates of its grid and its provenance attributes, and
+    draws one sample from a random generator in :meth:`sample`. The generator calls
+    :meth:`sample` with a generator seeded from ``(seed, split, index)``, so a sample depends on
+    its index only and a resumed job reproduces an uninterrupted one bit for bit.
+    """
+
+    name: ClassVar[str] = ""
+    order: ClassVar[int] = 0
+    input_vars: ClassVar[tuple[str, ...]] = ()
+    output_vars: ClassVar[tuple[str, ...]] = ()
+    registry: ClassVar[dict[str, type[Problem]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.name:
+            Problem.registry[cls.name] = cls
+
+    def variables(self) -> dict[str, Variable]:
+        """Variables written per sample, in writing order."""
+        raise NotImplementedError
+
+    def coords(self) -> dict[str, np.ndarray]:
+        """Coordinate arrays, one per grid dimension."""
+        raise NotImplementedError
+
+    def attrs(self) -> dict[str, Any]:
+        """Settings that define the problem (provenance; also how to rebuild it)."""
+        raise NotImplementedError
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw the random inputs and solve: one array per variable."""
+        raise NotImplementedError
+
+
+def make_problem(name: str, **kwargs: Any) -> Problem:
+    """Build a registered problem by name, with a one-line error for unknown names or options."""
+    if name not in Problem.registry:
+        known = ", ".join(sorted(Problem.registry))
+        raise ValueError(f"unknown problem '{name}'; available: {known}")
+    cls = Problem.registry[name]
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise ValueError(f"bad options for problem '{name}': {err}") from None

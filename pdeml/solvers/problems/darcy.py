@@ -1,0 +1,144 @@
+"""Steady Darcy flow ``-div(a grad u) = f`` on the unit square with ``u = 0`` on the boundary."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from pdeml.solvers.fields import grid_points, lognormal, piecewise_constant
+from pdeml.solvers.problems.base import Problem, Variable
+
+COEFFICIENTS = ("piecewise_constant", "lognormal")
+
+
+def harmonic_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Face coefficient between two cells: exact flux continuity for a jump in between."""
+    return 2.0 * a * b / (a + b)
+
+
+class DarcyFlow(Problem):
+    """Darcy flow on an ``s x s`` node grid that includes the boundary nodes (as the FNO data).
+
+    Discretization: finite volumes around each interior node (5-point stencil), with the face
+    coefficient the harmonic mean of the two node values; second order for smooth ``a``.
+
+    Parameters
+    ----------
+    resolution
+        Nodes per axis, boundary included (at least 4).
+    coefficient
+        ``"piecewise_constant"`` (FNO paper: GRF thresholded to ``high``/``low``) or
+        ``"lognormal"`` (``exp`` of a GRF).
+    forcing
+        Constant right-hand side ``f``.
+    alpha, tau
+        GRF covariance parameters of the coefficient.
+    high, low
+        The two values of the piecewise-constant coefficient.
+    """
+
+    name: ClassVar[str] = "darcy"
+    order: ClassVar[int] = 2
+    input_vars: ClassVar[tuple[str, ...]] = ("a",)
+    output_vars: ClassVar[tuple[str, ...]] = ("u",)
+
+    def __init__(
+        self,
+        resolution: int = 64,
+        coefficient: str = "piecewise_constant",
+        forcing: float = 1.0,
+        alpha: float = 2.0,
+        tau: float = 3.0,
+        high: float = 12.0,
+        low: float = 3.0,
+    ) -> None:
+        if int(resolution) != resolution or resolution < 4:
+            raise ValueError(f"darcy resolution must be an integer >= 4, got {resolution}")
+        if coefficient not in COEFFICIENTS:
+            raise ValueError(
+                f"unknown darcy coefficient '{coefficient}'; use one of {', '.join(COEFFICIENTS)}"
+            )
+        if not (high > 0 and low > 0):
+            raise ValueError("darcy coefficient values must be positive")
+        self.resolution = int(resolution)
+        self.coefficient = coefficient
+        self.forcing = float(forcing)
+        self.alpha, self.tau, self.high, self.low = float(alpha), float(tau), high, low
+
+    @property
+    def h(self) -> float:
+        """Grid spacing."""
+        return 1.0 / (self.resolution - 1)
+
+    def variables(self) -> dict[str, Variable]:
+        return {
+            "a": Variable(("y", "x"), "1", "diffusion coefficient"),
+            "u": Variable(("y", "x"), "1", "solution"),
+        }
+
+    def coords(self) -> dict[str, np.ndarray]:
+        x = grid_points(self.resolution, "bounded")
+        return {"y": x.copy(), "x": x}
+
+    def attrs(self) -> dict[str, Any]:
+        return {
+            "resolution": self.resolution,
+            "coefficient": self.coefficient,
+            "forcing": self.forcing,
+            "alpha": self.alpha,
+            "tau": self.tau,
+            "high": float(self.high),
+            "low": float(self.low),
+            "discretization": "finite volume, 5-point, harmonic face averages",
+        }
+
+    def draw_coefficient(self, rng: np.random.Generator) -> np.ndarray:
+        """Draw one coefficient field on the node grid."""
+        shape = (self.resolution, self.resolution)
+        if self.coefficient == "piecewise_constant":
+            return piecewise_constant(shape, rng, self.high, self.low, self.alpha, self.tau)
+        return lognormal(shape, rng, self.alpha, self.tau)
+
+    def assemble(
+        self, a: np.ndarray, f: np.ndarray | float | None = None
+    ) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Assemble the SPD system ``A u_interior = b`` for coefficient ``a`` on the node grid."""
+        s = self.resolution
+        if a.shape != (s, s):
+            raise ValueError(f"coefficient must have shape {(s, s)}, got {a.shape}")
+        if not np.all(a > 0):
+            raise ValueError("the Darcy coefficient must be positive everywhere")
+        n, inv_h2 = s - 2, 1.0 / self.h**2
+        kx = harmonic_mean(a[:, :-1], a[:, 1:]) * inv_h2  # faces between columns j, j+1
+        ky = harmonic_mean(a[:-1, :], a[1:, :]) * inv_h2  # faces between rows i, i+1
+        diag = kx[1:-1, 1:] + kx[1:-1, :-1] + ky[1:, 1:-1] + ky[:-1, 1:-1]
+        idx = np.arange(n * n).reshape(n, n)
+        wx, wy = kx[1:-1, 1:-1], ky[1:-1, 1:-1]
+        rows = np.concatenate([idx.ravel(), idx[:, :-1].ravel(), idx[:-1, :].ravel()])
+        cols = np.concatenate([idx.ravel(), idx[:, 1:].ravel(), idx[1:, :].ravel()])
+        vals = np.concatenate([diag.ravel(), -wx.ravel(), -wy.ravel()])
+        upper = sp.coo_matrix((vals, (rows, cols)), shape=(n * n, n * n))
+        lower = sp.coo_matrix((vals[n * n :], (cols[n * n :], rows[n * n :])), shape=upper.shape)
+        A = (upper + lower).tocsr()
+        f = self.forcing if f is None else f
+        b = np.broadcast_to(np.asarray(f, dtype=float), (s, s))[1:-1, 1:-1].ravel().copy()
+        return A, b
+
+    def embed(self, u_interior: np.ndarray) -> np.ndarray:
+        """Put interior values back on the full node grid with the zero boundary."""
+        s = self.resolution
+        u = np.zeros((s, s))
+        u[1:-1, 1:-1] = u_interior.reshape(s - 2, s - 2)
+        return u
+
+    def solve(self, a: np.ndarray, f: np.ndarray | float | None = None) -> np.ndarray:
+        """Solve for ``u`` on the full node grid with a sparse direct factorization."""
+        A, b = self.assemble(a, f)
+        return self.embed(spla.spsolve(A.tocsc(), b))
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        a = self.draw_coefficient(rng)
+        return {"a": a, "u": self.solve(a)}

@@ -1,0 +1,92 @@
+"""Train an operator from a config: data -> model (sizes linked from data) -> Lightning."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from pdeml.config import ConfigError, dump
+from pdeml.datasets.datamodule import PDEDataModule
+from pdeml.operators import build
+from pdeml.trainers.module import OperatorModule
+
+
+def _kwargs_error(what: str, err: TypeError) -> ConfigError:
+    return ConfigError(f"bad {what} settings: {err}")
+
+
+def build_model(model_cfg: dict[str, Any], dm: PDEDataModule) -> torch.nn.Module:
+    """Build the operator, linking ``in_channels``/``out_channels`` from the data."""
+    kwargs = dict(model_cfg)
+    name = kwargs.pop("name", "FNO")
+    for key, value in (("in_channels", dm.in_channels), ("out_channels", dm.out_channels)):
+        if kwargs.setdefault(key, value) != value:
+            raise ConfigError(f"model.{key}={kwargs[key]} but the data has {value}")
+    try:
+        return build({"name": name, "kwargs": kwargs})
+    except TypeError as err:
+        raise _kwargs_error(f"model '{name}'", err) from None
+
+
+def _make_trainer(out: Path, trainer_cfg: dict[str, Any], has_val: bool) -> L.Trainer:
+    monitor = "val_l2" if has_val else "train_loss"
+    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor,
+                           mode="min", save_last=True)
+    kwargs = {"accelerator": "cpu", "devices": 1, "max_epochs": 20, "log_every_n_steps": 10,
+              "enable_model_summary": False, **trainer_cfg}
+    allowed = inspect.signature(L.Trainer.__init__).parameters
+    unknown = sorted(set(kwargs) - set(allowed))
+    if unknown:
+        raise ConfigError(f"unknown trainer setting(s): {', '.join(unknown)}")
+    return L.Trainer(default_root_dir=out, callbacks=[ckpt],
+                     logger=CSVLogger(out, name="logs", version=""), **kwargs)
+
+
+def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[str, Any]:
+    """Train from a composed config; artifacts go to ``out``.
+
+    ``out`` receives ``config.yaml`` (resolved), ``checkpoints/{best,last}.ckpt``, ``logs/``
+    and ``metrics.json``. With ``resume``, training continues from ``checkpoints/last.ckpt``.
+
+    Returns
+    -------
+    dict
+        Test metrics (when a test file is configured) and the checkpoint path.
+    """
+    out = Path(out)
+    if "train" not in cfg.get("data", {}):
+        raise ConfigError("config needs data.train (the training HDF5 file)")
+    last = out / "checkpoints" / "last.ckpt"
+    if not resume and last.exists():
+        raise ConfigError(f"{out} already holds a run; pass --resume or choose another --out")
+    L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    try:
+        dm = PDEDataModule(**cfg["data"])
+    except TypeError as err:
+        raise _kwargs_error("data", err) from None
+    dm.setup("fit")
+    net = build_model(cfg.get("model", {}), dm)
+    try:
+        module = OperatorModule(net, **cfg.get("module", {}))
+    except TypeError as err:
+        raise _kwargs_error("module", err) from None
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = {**cfg, "model": net.config["kwargs"] | {"name": net.config["name"]}}
+    dump(resolved, out / "config.yaml")
+    trainer = _make_trainer(out, cfg.get("trainer", {}), dm.val_set is not None)
+    trainer.fit(module, dm, ckpt_path=last if resume and last.exists() else None)
+    result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt")}
+    if dm.test_path:
+        metrics = trainer.test(module, dm, ckpt_path="best", verbose=False)[0]
+        result.update({k: float(v) for k, v in metrics.items()})
+    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
