@@ -12,11 +12,15 @@ Writing through h5netcdf gives real HDF5 dimension scales, so the same file open
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+import h5netcdf
 import h5py
 import numpy as np
+
+from pdeml.solvers.problems.base import Variable
 
 SCHEMA_VERSION = "1"
 SAMPLE_DIM = "sample"
@@ -73,3 +77,51 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
     """Root attributes of a dataset as plain Python values."""
     with open_h5(path) as f:
         return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+
+
+def create_layout(
+    f: h5netcdf.File, n: int, coords: dict[str, np.ndarray], variables: dict[str, Variable]
+) -> dict[str, h5netcdf.Variable]:
+    """Dimensions, coordinates and empty variables of an ``n``-sample file, in schema layout."""
+    f.dimensions = {SAMPLE_DIM: n, **{d: len(c) for d, c in coords.items()}}
+    for d, c in coords.items():
+        f.create_variable(d, (d,), "f8", data=np.asarray(c, dtype="f8"))
+    f.create_variable(SAMPLE_DIM, (SAMPLE_DIM,), "i8", data=np.arange(n))
+    out = {}
+    for name, var in variables.items():
+        sizes = [len(coords[d]) for d in var.dims]
+        out[name] = f.create_variable(
+            name,
+            (SAMPLE_DIM, *var.dims),
+            "f4" if var.dims else "f8",
+            chunks=(1, *sizes) if var.dims else None,
+        )
+        out[name].attrs["units"] = var.units
+        out[name].attrs["long_name"] = var.description
+    return out
+
+
+def write_arrays(
+    path: str | Path,
+    coords: dict[str, np.ndarray],
+    variables: dict[str, tuple[Variable, np.ndarray]],
+    attrs: dict[str, Any],
+) -> Path:
+    """Write in-memory arrays ``(sample, *dims)`` as a schema file, atomically (tmp + rename)."""
+    path = Path(path)
+    sizes = {len(a) for _, a in variables.values()}
+    if len(sizes) != 1:
+        raise DatasetError(f"variables disagree on the number of samples: {sorted(sizes)}")
+    for name, (var, a) in variables.items():
+        want = tuple(len(coords[d]) for d in var.dims)
+        if a.shape[1:] != want:
+            raise DatasetError(f"variable '{name}' has shape {a.shape[1:]}, expected {want}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with h5netcdf.File(tmp, "w") as f:
+        out = create_layout(f, sizes.pop(), coords, {k: v for k, (v, _) in variables.items()})
+        for name, (_, a) in variables.items():
+            out[name][...] = a.astype(out[name].dtype)
+        f.attrs.update(attrs)
+    os.replace(tmp, path)
+    return path

@@ -21,7 +21,7 @@ import h5netcdf
 import numpy as np
 from tqdm.auto import tqdm
 
-from pdeml.datasets.schema import SAMPLE_DIM, DatasetError, provenance, read_attrs
+from pdeml.datasets.schema import DatasetError, create_layout, provenance, read_attrs
 from pdeml.solvers.problems.base import Problem
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -91,22 +91,9 @@ def _solve_shards(
 
 def _assemble(problem: Problem, parts: Path, path: Path, n: int, chunk: int,
               attrs: dict[str, Any]) -> None:
-    coords, variables = problem.coords(), problem.variables()
     tmp = path.with_name(path.name + ".tmp")
     with h5netcdf.File(tmp, "w") as f:
-        f.dimensions = {SAMPLE_DIM: n, **{d: len(c) for d, c in coords.items()}}
-        for d, c in coords.items():
-            f.create_variable(d, (d,), "f8", data=np.asarray(c, dtype="f8"))
-        f.create_variable(SAMPLE_DIM, (SAMPLE_DIM,), "i8", data=np.arange(n))
-        out = {}
-        for name, var in variables.items():
-            dims = (SAMPLE_DIM, *var.dims)
-            sizes = [len(coords[d]) for d in var.dims]
-            dtype = "f4" if var.dims else "f8"
-            chunks = (1, *sizes) if var.dims else None
-            out[name] = f.create_variable(name, dims, dtype, chunks=chunks)
-            out[name].attrs["units"] = var.units
-            out[name].attrs["long_name"] = var.description
+        out = create_layout(f, n, problem.coords(), problem.variables())
         for start in range(0, n, chunk):
             with np.load(parts / f"shard_{start:09d}.npz") as shard:
                 for name, v in out.items():

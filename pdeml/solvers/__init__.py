@@ -1,0 +1,1 @@
+"""Numerical solvers: PDE problems, random input fields, Krylov solvers."""

@@ -1,0 +1,44 @@
+"""Shared fixtures: a tiny Darcy dataset and a tiny trained + exported run, built once."""
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+TINY_RUN = {
+    "seed": 0,
+    "model": {"name": "FNO", "n_modes": [4, 4], "hidden_channels": 8, "n_layers": 2},
+    "module": {"lr": 1e-2},
+    "trainer": {"max_epochs": 2, "enable_progress_bar": False},
+}
+
+
+@pytest.fixture(scope="session")
+def darcy_dir(tmp_path_factory):
+    from pdeml.datasets import generate_dataset
+    from pdeml.solvers.problems import DarcyFlow
+
+    out = tmp_path_factory.mktemp("darcy")
+    generate_dataset(DarcyFlow(resolution=16), out, {"train": 40, "test": 10}, seed=0,
+                     progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, darcy_dir):
+    from pdeml.trainers.fit import train
+
+    out = tmp_path_factory.mktemp("run")
+    cfg = {**TINY_RUN, "data": {"train": str(darcy_dir / "train.h5"),
+                                "test": str(darcy_dir / "test.h5"), "batch_size": 8}}
+    train(cfg, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported_model(trained_run):
+    from pdeml.export import export_run
+
+    return export_run(trained_run, trained_run / "model.pt2")["program"]
