@@ -36,7 +36,15 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     if not spec.get("problem"):
         raise ConfigError("name a problem (e.g. `pdeml generate darcy`) or give it in --config")
     problem = make_problem(spec["problem"], **options)
-    splits = {s: int(spec[f"n_{s}"]) for s in ("train", "val", "test") if int(spec[f"n_{s}"]) > 0}
+    splits = {}
+    for split in ("train", "val", "test"):
+        n = spec[f"n_{split}"]
+        if not isinstance(n, int) or n < 0:
+            raise ConfigError(f"n_{split} must be a non-negative integer, got {n}")
+        if n:
+            splits[split] = n
+    if not splits:
+        raise ConfigError("nothing to generate: every split has 0 samples")
     paths = generate_dataset(problem, args.out, splits, seed=int(spec["seed"]),
                              chunk=int(spec["chunk"]), overwrite=args.overwrite,
                              progress=not args.no_progress)

@@ -68,7 +68,7 @@ def export_run(run: str | Path, out: str | Path, batch: int = 2) -> dict[str, st
     program = torch.export.export(surrogate, (example,), dynamic_shapes=dims)
     out.parent.mkdir(parents=True, exist_ok=True)
     card_text = json.dumps(card, indent=2)
-    tmp = out.with_name(out.name + ".tmp")
+    tmp = out.with_name(out.stem + ".tmp.pt2")
     torch.export.save(program, tmp, extra_files={CARD_NAME: card_text})
     os.replace(tmp, out)
     card_path = out.with_suffix(".json")

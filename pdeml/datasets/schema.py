@@ -76,7 +76,17 @@ def check_variables(f: h5py.File, names: list[str] | tuple[str, ...], path: str 
 def read_attrs(path: str | Path) -> dict[str, Any]:
     """Root attributes of a dataset as plain Python values."""
     with open_h5(path) as f:
-        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+        return {k: _plain_attr(v) for k, v in f.attrs.items()}
+
+
+def _plain_attr(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return value.item() if value.size == 1 else value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def create_layout(

@@ -27,7 +27,7 @@ def test_synthetic_burgers_layout(tmp_path):
     src = tmp_path / "b.pt"
     torch.save({"x": torch.randn(5, 8, dtype=torch.float64),
                 "y": torch.randn(5, 3, 8, dtype=torch.float64),
-                "visc": torch.tensor([[0.01]])}, src)
+                "visc": torch.tensor([[0.01]], dtype=torch.float64)}, src)
     ds = xr.open_dataset(import_neuraloperator_pt(src, tmp_path / "b.h5"), engine="h5netcdf")
     assert ds["u"].dims == ("sample", "time", "x") and ds.attrs["viscosity"] == 0.01
     np.testing.assert_allclose(ds["x"].values, np.arange(8) / 8)

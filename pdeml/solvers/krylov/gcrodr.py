@@ -1,0 +1,268 @@
+"""GCRO-DR(m, k): GMRES with deflated restarting and subspace recycling between solves.
+
+Parks, de Sturler, Mackey, Johnson and Maiti, "Recycling Krylov subspaces for sequences of
+linear systems", SIAM J. Sci. Comput. 28 (2006). The solver keeps ``U`` (``k`` harmonic Ritz
+vectors of the preconditioned operator ``op``, with smallest harmonic Ritz values) and
+``C = op U`` with ``C^H C = I``. Each cycle
+
+1. removes the ``C`` component of the residual, ``r <- (I - C C^H) r`` (its optimal correction
+   lies in ``span(U)``);
+2. runs ``m - k`` Arnoldi steps on ``(I - C C^H) op``, which gives
+   ``op [U, V_j] = [C, V_{j+1}] G`` with ``G = [[I, B], [0, Hbar]]`` (``B = C^H op V_j``);
+3. solves the small least-squares problem (only ``Hbar`` needs it; the ``U`` coefficients
+   follow as ``C^H r - B y``);
+4. replaces ``U`` and ``C`` by the ``k`` harmonic Ritz vectors of ``op`` in ``span([U, V_j])``
+   and their images.
+
+``U`` and ``C`` survive ``solve``: for the next system (a new ``A`` or ``M``) ``C`` is recomputed
+as ``op U`` and re-orthonormalized (QR of ``C``, ``U <- U R^{-1}``). Bases are stored as rows so
+that every vector is contiguous; all products with ``U``, ``C`` and ``V`` are BLAS-2/3.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.linalg as sla
+
+from pdeml.solvers.krylov.base import (
+    INFO_BREAKDOWN,
+    INFO_NONFINITE,
+    KrylovSolver,
+    Run,
+    fingerprint,
+)
+from pdeml.solvers.krylov.gmres import EPS, arnoldi_cycle, gram, hdot
+
+__all__ = ["GCRODR"]
+
+# Columns of a QR factor below this relative size are dropped: the recycled space is rank
+# deficient there and keeping them would make U = Y R^{-1} blow up.
+RANK_TOL = 1e3 * EPS
+
+
+def _pivoted_qr(X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Economic pivoted QR ``X[:, piv] = Q R`` truncated to the numerical rank of ``X``."""
+    Q, R, piv = sla.qr(X, mode="economic", pivoting=True)
+    diag = np.abs(np.diag(R))
+    rank = int(np.sum(diag > RANK_TOL * diag[0])) if diag.size and diag[0] > 0 else 0
+    return Q[:, :rank], R[:rank, :rank], piv[:rank]
+
+
+def _smallest_harmonic_ritz(lhs: np.ndarray, rhs: np.ndarray, k: int, real: bool) -> np.ndarray:
+    """Orthonormal basis of the eigenvectors of ``lhs z = theta rhs z`` with smallest |theta|.
+
+    For a real problem complex conjugate pairs are replaced by the real and imaginary parts of
+    one member, so that the basis stays real; a pair that does not fit in ``k`` is left out.
+    """
+    theta, Z = sla.eig(lhs, rhs)
+    mag = np.where(np.isfinite(theta), np.abs(theta), np.inf)
+    cols: list[np.ndarray] = []
+    for idx in np.argsort(mag, kind="stable"):
+        if len(cols) >= k or not np.isfinite(mag[idx]):
+            break
+        z = Z[:, idx]
+        if not real:
+            cols.append(z)
+        elif abs(theta[idx].imag) <= 1e-12 * max(mag[idx], 1e-300):
+            cols.append(z.real)
+        elif theta[idx].imag > 0:  # the partner with negative imaginary part adds nothing
+            if len(cols) + 2 > k:
+                break
+            cols += [z.real, z.imag]
+    if not cols:
+        return np.zeros((lhs.shape[0], 0), lhs.dtype)
+    P = np.stack(cols, axis=1)
+    return np.linalg.qr(P.real if real else P)[0]
+
+
+class GCRODR(KrylovSolver):
+    """GCRO-DR(m, k): restarted GMRES that deflates with, and recycles, ``k`` Ritz vectors.
+
+    Converged when ``norm(b - A @ x) <= max(rtol * norm(b), atol)`` for the true residual of the
+    returned ``x`` (recomputed after every cycle). The recycled subspace ``U`` (harmonic Ritz
+    vectors of the preconditioned operator, smallest harmonic Ritz values) is kept between
+    calls of :meth:`solve`, also when the next call has a different matrix or preconditioner:
+    then ``C = op U`` is recomputed (``k`` products with ``A``, counted in ``n_matvec``) and
+    re-orthonormalized. :meth:`reset` drops it.
+
+    Parameters
+    ----------
+    m
+        Maximum dimension of the search space per cycle (``k`` recycled + ``m - k`` Arnoldi).
+    k
+        Number of recycled vectors, ``1 <= k < m``.
+    side
+        ``"right"`` (default): ``U`` lives in the space of ``M^{-1} x`` and ``C = A M U``;
+        ``"left"``: ``C = M A U``.
+    orthog
+        ``"mgs"`` (default) or ``"cgs2"``, for the Arnoldi vectors (``C`` is always projected
+        out as one matrix product).
+    callback_type
+        ``"pr_norm"``: ``callback(estimate)`` per inner iteration; ``"x"``: ``callback(x)`` per
+        cycle.
+
+    Notes
+    -----
+    A change of ``A`` or ``M`` is detected by identity plus a digest of the entries of a sparse
+    or dense matrix (so in-place edits are seen); a ``LinearOperator`` or callable is compared
+    by identity only: pass a new object when it changes. A solve with a different size drops
+    the recycled space; so does a real problem after a complex one.
+    """
+
+    def __init__(
+        self,
+        m: int = 40,
+        k: int = 20,
+        side: str = "right",
+        orthog: str = "mgs",
+        callback_type: str = "pr_norm",
+    ) -> None:
+        super().__init__(m, side, orthog, callback_type)
+        if int(k) != k or not 1 <= k < self.m:
+            raise ValueError(f"k must be an integer with 1 <= k < m={self.m}, got {k}")
+        self.k = int(k)
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop the recycled subspace; the next solve starts like GMRES(m)."""
+        self._U: np.ndarray | None = None
+        self._C: np.ndarray | None = None
+        self._key: tuple[Any, ...] | None = None
+        self._refs: tuple[Any, Any] = (None, None)
+
+    @property
+    def U(self) -> np.ndarray | None:
+        """Recycled subspace, shape ``(n, k)`` (a copy), or ``None``."""
+        return None if self._U is None else self._U.T.copy()
+
+    @property
+    def C(self) -> np.ndarray | None:
+        """``op @ U`` with orthonormal columns, shape ``(n, k)`` (a copy), or ``None``."""
+        return None if self._C is None else self._C.T.copy()
+
+    def _iterate(self, run: Run) -> None:
+        self._adopt(run)
+        V = np.empty((self.m + 1, run.system.n), run.system.dtype)
+        if self._U is None:
+            self._first_cycle(run, V)
+        while not run.done:
+            self._augmented_cycle(run, V)
+
+    def _adopt(self, run: Run) -> None:
+        """Keep the recycled space for this system: drop it if unusable, refresh ``C``."""
+        sys = run.system
+        if self._U is not None:
+            wrong_size = self._U.shape[1] != sys.n
+            lost_imag = np.iscomplexobj(self._U) and sys.dtype.kind != "c"
+            if wrong_size or lost_imag:
+                self.reset()
+        key = (fingerprint(sys.A), fingerprint(sys.M), sys.side)
+        if self._U is not None and key != self._key:
+            self._U = self._U.astype(sys.dtype, copy=False)
+            self._refresh(run)
+        self._key = key
+        # Holding the operators keeps their ids from being reused by other objects.
+        self._refs = (sys.A, sys.M)
+
+    def _refresh(self, run: Run) -> None:
+        """``C = op U`` for the current operator, then ``C = QR``, ``U <- U R^{-1}``."""
+        Q, R, piv = _pivoted_qr(run.system.op_rows(self._U).T)
+        if not piv.size:
+            self._U = self._C = None
+            return
+        self._C = np.ascontiguousarray(Q.T)
+        self._U = np.ascontiguousarray(sla.solve_triangular(R, self._U[piv], trans="T"))
+
+    def _first_cycle(self, run: Run, V: np.ndarray) -> None:
+        """One GMRES(m) cycle; its harmonic Ritz vectors become the first ``U``."""
+        beta = float(np.linalg.norm(run.r_hat))
+        if beta == 0.0:
+            run.stop(INFO_BREAKDOWN, "breakdown: the preconditioned residual is zero")
+            return
+        steps = min(self.m, run.remaining)
+        cyc = arnoldi_cycle(run, V, run.r_hat, beta, steps, run.inner_target(beta), self.orthog)
+        if cyc.nonfinite:
+            run.stop(INFO_NONFINITE, "A or M produced NaN or inf")
+            return
+        z = cyc.y @ V[: cyc.steps]
+        if cyc.steps:
+            j = cyc.steps
+            wtv = np.eye(j + 1, j, dtype=run.system.dtype)  # V_{j+1}^H V_j
+            self._update_recycled(run, V, cyc.hbar, wtv, np.zeros((0, j)), np.zeros(0))
+        run.end_cycle(z, cyc.claimed, cyc.singular)
+
+    def _augmented_cycle(self, run: Run, V: np.ndarray) -> None:
+        """One cycle of Arnoldi on ``(I - C C^H) op`` augmented by ``U``."""
+        U, C = self._U, self._C
+        c0 = hdot(C, run.r_hat)
+        r = run.r_hat - c0 @ C
+        beta = float(np.linalg.norm(r))
+        target = run.inner_target(float(np.linalg.norm(run.r_hat)))
+        steps = min(self.m - len(U), run.remaining)
+        if beta <= target or steps <= 0:
+            # span(U) already holds the correction; if the true residual disagrees, C = op U
+            # has drifted from rounding: recompute it before the next cycle.
+            run.end_cycle(c0 @ U, True, False)
+            if not run.done:
+                self._refresh(run)
+            return
+        cyc = arnoldi_cycle(run, V, r, beta, steps, target, self.orthog, C)
+        if cyc.nonfinite:
+            run.stop(INFO_NONFINITE, "A or M produced NaN or inf")
+            return
+        a = c0 - cyc.bk @ cyc.y
+        z = a @ U + cyc.y @ V[: cyc.steps]
+        if cyc.steps:
+            self._deflate_and_update(run, V, cyc.hbar, cyc.bk)
+        run.end_cycle(z, cyc.claimed, cyc.singular)
+        if self._U is None:  # everything was rank deficient; start over as GMRES
+            self._first_cycle(run, V)
+
+    def _deflate_and_update(
+        self, run: Run, V: np.ndarray, hbar: np.ndarray, bk: np.ndarray
+    ) -> None:
+        """Assemble ``G`` and ``[C, V_{j+1}]^H [U D, V_j]`` and update the recycled space."""
+        U, C = self._U, self._C
+        kc, j = bk.shape
+        d = 1.0 / np.linalg.norm(U, axis=1)  # scale U to unit columns for a balanced G
+        G = np.zeros((kc + j + 1, kc + j), run.system.dtype)
+        G[:kc, :kc] = np.diag(d)
+        G[:kc, kc:] = bk
+        G[kc:, kc:] = hbar
+        wtv = np.zeros_like(G)
+        wtv[:kc, :kc] = gram(C, U) * d
+        wtv[kc:, :kc] = gram(V[: j + 1], U) * d
+        wtv[kc:, kc:] = np.eye(j + 1, j)  # V_{j+1}^H V_j; C^H V_j = 0 by construction
+        self._update_recycled(run, V, G, wtv, U * d[:, None], C)
+
+    def _update_recycled(
+        self,
+        run: Run,
+        V: np.ndarray,
+        G: np.ndarray,
+        wtv: np.ndarray,
+        U_scaled: np.ndarray,
+        C: np.ndarray,
+    ) -> None:
+        """Harmonic Ritz vectors of ``op`` in ``span([U_scaled, V_j])``; ``U, C`` become them.
+
+        With ``op [U_scaled, V_j] = [C, V_{j+1}] G`` the harmonic Ritz problem is
+        ``G^H G z = theta G^H wtv z``; for the chosen ``P``, ``G P = Q R`` gives the new
+        ``C = [C, V_{j+1}] Q`` and ``U = [U_scaled, V_j] P R^{-1}``, so ``C = op U`` still holds.
+        """
+        kc = len(U_scaled)
+        j = G.shape[1] - kc
+        lhs = G.conj().T @ G
+        rhs = G.conj().T @ wtv
+        P = _smallest_harmonic_ritz(lhs, rhs, min(self.k, kc + j), run.system.dtype.kind != "c")
+        Q, R, piv = _pivoted_qr(G @ P)
+        if not piv.size:
+            self._U = self._C = None
+            return
+        F = sla.solve_triangular(R, P[:, piv].T, trans="T").T  # P R^{-1}, (kc + j, rank)
+        new_u = F[:kc].T @ U_scaled + F[kc:].T @ V[:j]
+        new_c = Q[:kc].T @ C + Q[kc:].T @ V[: j + 1]
+        self._U = np.ascontiguousarray(new_u, dtype=run.system.dtype)
+        self._C = np.ascontiguousarray(new_c, dtype=run.system.dtype)
