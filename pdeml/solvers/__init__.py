@@ -1,1 +1,5 @@
-"""Numerical solvers: PDE problems, random input fields, Krylov solvers."""
+"""Numerical solvers: PDE problems, random input fields, Krylov solvers with recycling."""
+
+from pdeml.solvers.krylov import GCRODR, GMRES, SolveResult
+
+__all__ = ["GCRODR", "GMRES", "SolveResult"]

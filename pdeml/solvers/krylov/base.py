@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 INFO_CONVERGED = 0
-"""``info`` of a converged solve. A positive ``info`` is the iteration count of an unconverged one."""
+"""``info`` of a converged solve; a positive ``info`` is the iteration count of a failed one."""
 INFO_BREAKDOWN = -1
 """``info`` when the Krylov process broke down (singular projected least-squares problem)."""
 INFO_NONFINITE = -2
@@ -167,14 +167,20 @@ class LinearSystem:
         return np.array(w, dtype=self.dtype, copy=True)
 
     def op_rows(self, X: np.ndarray) -> np.ndarray:
-        """The preconditioned operator applied to each row of ``X`` (one BLAS-3 product)."""
-        cols = X.T
+        """The preconditioned operator applied to each row of ``X`` (block products)."""
         if self.side == "right":
-            cols = self._precond_block(cols)
-            cols = self._matmat(cols)
-        else:
-            cols = self._precond_block(self._matmat(cols))
-        return np.ascontiguousarray(np.asarray(cols, dtype=self.dtype).T)
+            return self.matmat_rows(self.precond_rows(X))
+        return self.precond_rows(self.matmat_rows(X))
+
+    def matmat_rows(self, X: np.ndarray) -> np.ndarray:
+        """``A`` applied to each row of ``X``, as rows."""
+        return np.ascontiguousarray(np.asarray(self._matmat(X.T), dtype=self.dtype).T)
+
+    def precond_rows(self, X: np.ndarray) -> np.ndarray:
+        """``M`` applied to each row of ``X``, as rows (``X`` itself without ``M``)."""
+        if self._m_block is None:
+            return X
+        return np.ascontiguousarray(np.asarray(self._precond_block(X.T), dtype=self.dtype).T)
 
     def _matmat(self, X: np.ndarray) -> np.ndarray:
         self.n_matvec += X.shape[1]
@@ -303,15 +309,15 @@ class Run:
     def stop(self, info: int, message: str) -> None:
         self.info, self.message = info, message
 
-    def end_cycle(self, z: np.ndarray | None, claimed: bool, singular: bool) -> None:
-        """Apply the correction ``z`` of a cycle, recompute the true residual and decide.
+    def end_cycle(self, dx: np.ndarray | None, claimed: bool, singular: bool) -> None:
+        """Add the correction ``dx`` of a cycle, recompute the true residual and decide.
 
         ``claimed`` says that the cycle's estimate met its target, ``singular`` that its
         least-squares problem was singular.
         """
         previous = self.rnorm
-        if z is not None:
-            self.x += self.system.correction(z)
+        if dx is not None:
+            self.x += dx
         self.r_hat, self.rnorm = self.system.residual(self.x)
         if self.callback is not None and self.callback_type == "x":
             self.callback(self.x.copy())

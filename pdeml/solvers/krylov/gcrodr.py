@@ -92,7 +92,7 @@ class GCRODR(KrylovSolver):
     m
         Maximum dimension of the search space per cycle (``k`` recycled + ``m - k`` Arnoldi).
     k
-        Number of recycled vectors, ``1 <= k < m``.
+        Number of recycled vectors, ``1 <= k < m``; ``m // 2`` by default (20 for ``m=40``).
     side
         ``"right"`` (default): ``U`` lives in the space of ``M^{-1} x`` and ``C = A M U``;
         ``"left"``: ``C = M A U``.
@@ -114,12 +114,13 @@ class GCRODR(KrylovSolver):
     def __init__(
         self,
         m: int = 40,
-        k: int = 20,
+        k: int | None = None,
         side: str = "right",
         orthog: str = "mgs",
         callback_type: str = "pr_norm",
     ) -> None:
         super().__init__(m, side, orthog, callback_type)
+        k = self.m // 2 if k is None else k
         if int(k) != k or not 1 <= k < self.m:
             raise ValueError(f"k must be an integer with 1 <= k < m={self.m}, got {k}")
         self.k = int(k)
@@ -128,8 +129,10 @@ class GCRODR(KrylovSolver):
     def reset(self) -> None:
         """Drop the recycled subspace; the next solve starts like GMRES(m)."""
         self._U: np.ndarray | None = None
+        self._Z: np.ndarray | None = None  # M U with right preconditioning, else U itself
         self._C: np.ndarray | None = None
-        self._key: tuple[Any, ...] | None = None
+        self._key_a: tuple[Any, ...] | None = None
+        self._key_m: tuple[Any, ...] | None = None
         self._refs: tuple[Any, Any] = (None, None)
 
     @property
@@ -144,11 +147,18 @@ class GCRODR(KrylovSolver):
 
     def _iterate(self, run: Run) -> None:
         self._adopt(run)
-        V = np.empty((self.m + 1, run.system.n), run.system.dtype)
+        n, dtype = run.system.n, run.system.dtype
+        V = np.empty((self.m + 1, n), dtype)
+        # Right preconditioning keeps M V as well, so that U and M U update together.
+        W = np.empty((self.m + 1, n), dtype) if self._keeps_z(run) else None
         if self._U is None:
-            self._first_cycle(run, V)
+            self._first_cycle(run, V, W)
         while not run.done:
-            self._augmented_cycle(run, V)
+            self._augmented_cycle(run, V, W)
+
+    @staticmethod
+    def _keeps_z(run: Run) -> bool:
+        return run.system.side == "right" and run.system.M is not None
 
     def _adopt(self, run: Run) -> None:
         """Keep the recycled space for this system: drop it if unusable, refresh ``C``."""
@@ -158,44 +168,66 @@ class GCRODR(KrylovSolver):
             lost_imag = np.iscomplexobj(self._U) and sys.dtype.kind != "c"
             if wrong_size or lost_imag:
                 self.reset()
-        key = (fingerprint(sys.A), fingerprint(sys.M), sys.side)
-        if self._U is not None and key != self._key:
+        key_a, key_m = fingerprint(sys.A), (fingerprint(sys.M), sys.side)
+        if self._U is not None:
             self._U = self._U.astype(sys.dtype, copy=False)
-            self._refresh(run)
-        self._key = key
+            self._Z = self._Z.astype(sys.dtype, copy=False)
+            if key_m != self._key_m:
+                self._refresh(run, new_precond=True)
+            elif key_a != self._key_a:
+                self._refresh(run, new_precond=False)
+        self._key_a, self._key_m = key_a, key_m
         # Holding the operators keeps their ids from being reused by other objects.
         self._refs = (sys.A, sys.M)
 
-    def _refresh(self, run: Run) -> None:
-        """``C = op U`` for the current operator, then ``C = QR``, ``U <- U R^{-1}``."""
-        Q, R, piv = _pivoted_qr(run.system.op_rows(self._U).T)
+    def _refresh(self, run: Run, new_precond: bool) -> None:
+        """``C = op U`` for the current operator, then ``C = QR``, ``U <- U R^{-1}``.
+
+        With right preconditioning and an unchanged ``M`` the stored ``Z = M U`` makes this
+        ``k`` products with ``A`` and none with ``M``.
+        """
+        sys = run.system
+        if self._keeps_z(run):
+            if new_precond:
+                self._Z = sys.precond_rows(self._U)
+            C = sys.matmat_rows(self._Z)
+        else:
+            self._Z = self._U
+            C = sys.op_rows(self._U)
+        Q, R, piv = _pivoted_qr(C.T)
         if not piv.size:
-            self._U = self._C = None
+            self._U = self._Z = self._C = None
             return
         self._C = np.ascontiguousarray(Q.T)
+        same = self._Z is self._U
         self._U = np.ascontiguousarray(sla.solve_triangular(R, self._U[piv], trans="T"))
+        self._Z = self._U if same else np.ascontiguousarray(
+            sla.solve_triangular(R, self._Z[piv], trans="T"))
 
-    def _first_cycle(self, run: Run, V: np.ndarray) -> None:
+    def _first_cycle(self, run: Run, V: np.ndarray, W: np.ndarray | None) -> None:
         """One GMRES(m) cycle; its harmonic Ritz vectors become the first ``U``."""
         beta = float(np.linalg.norm(run.r_hat))
         if beta == 0.0:
             run.stop(INFO_BREAKDOWN, "breakdown: the preconditioned residual is zero")
             return
         steps = min(self.m, run.remaining)
-        cyc = arnoldi_cycle(run, V, run.r_hat, beta, steps, run.inner_target(beta), self.orthog)
+        cyc = arnoldi_cycle(run, V, run.r_hat, beta, steps, run.inner_target(beta), self.orthog,
+                            Z=W)
         if cyc.nonfinite:
             run.stop(INFO_NONFINITE, "A or M produced NaN or inf")
             return
-        z = cyc.y @ V[: cyc.steps]
+        X = V if W is None else W
+        dx = cyc.y @ X[: cyc.steps]
         if cyc.steps:
             j = cyc.steps
             wtv = np.eye(j + 1, j, dtype=run.system.dtype)  # V_{j+1}^H V_j
-            self._update_recycled(run, V, cyc.hbar, wtv, np.zeros((0, j)), np.zeros(0))
-        run.end_cycle(z, cyc.claimed, cyc.singular)
+            empty = np.zeros((0, run.system.n), run.system.dtype)
+            self._update_recycled(run, V, W, cyc.hbar, wtv, empty, empty, empty)
+        run.end_cycle(dx, cyc.claimed, cyc.singular)
 
-    def _augmented_cycle(self, run: Run, V: np.ndarray) -> None:
+    def _augmented_cycle(self, run: Run, V: np.ndarray, W: np.ndarray | None) -> None:
         """One cycle of Arnoldi on ``(I - C C^H) op`` augmented by ``U``."""
-        U, C = self._U, self._C
+        U, Z, C = self._U, self._Z, self._C
         c0 = hdot(C, run.r_hat)
         r = run.r_hat - c0 @ C
         beta = float(np.linalg.norm(r))
@@ -204,27 +236,27 @@ class GCRODR(KrylovSolver):
         if beta <= target or steps <= 0:
             # span(U) already holds the correction; if the true residual disagrees, C = op U
             # has drifted from rounding: recompute it before the next cycle.
-            run.end_cycle(c0 @ U, True, False)
+            run.end_cycle(c0 @ Z, True, False)
             if not run.done:
-                self._refresh(run)
+                self._refresh(run, new_precond=False)
             return
-        cyc = arnoldi_cycle(run, V, r, beta, steps, target, self.orthog, C)
+        cyc = arnoldi_cycle(run, V, r, beta, steps, target, self.orthog, C, Z=W)
         if cyc.nonfinite:
             run.stop(INFO_NONFINITE, "A or M produced NaN or inf")
             return
-        a = c0 - cyc.bk @ cyc.y
-        z = a @ U + cyc.y @ V[: cyc.steps]
+        X = V if W is None else W
+        dx = (c0 - cyc.bk @ cyc.y) @ Z + cyc.y @ X[: cyc.steps]
         if cyc.steps:
-            self._deflate_and_update(run, V, cyc.hbar, cyc.bk)
-        run.end_cycle(z, cyc.claimed, cyc.singular)
-        if self._U is None:  # everything was rank deficient; start over as GMRES
-            self._first_cycle(run, V)
+            self._deflate_and_update(run, V, W, cyc.hbar, cyc.bk)
+        run.end_cycle(dx, cyc.claimed, cyc.singular)
+        if self._U is None and not run.done:  # all rank deficient: start over as GMRES
+            self._first_cycle(run, V, W)
 
     def _deflate_and_update(
-        self, run: Run, V: np.ndarray, hbar: np.ndarray, bk: np.ndarray
+        self, run: Run, V: np.ndarray, W: np.ndarray | None, hbar: np.ndarray, bk: np.ndarray
     ) -> None:
         """Assemble ``G`` and ``[C, V_{j+1}]^H [U D, V_j]`` and update the recycled space."""
-        U, C = self._U, self._C
+        U, Z, C = self._U, self._Z, self._C
         kc, j = bk.shape
         d = 1.0 / np.linalg.norm(U, axis=1)  # scale U to unit columns for a balanced G
         G = np.zeros((kc + j + 1, kc + j), run.system.dtype)
@@ -235,15 +267,17 @@ class GCRODR(KrylovSolver):
         wtv[:kc, :kc] = gram(C, U) * d
         wtv[kc:, :kc] = gram(V[: j + 1], U) * d
         wtv[kc:, kc:] = np.eye(j + 1, j)  # V_{j+1}^H V_j; C^H V_j = 0 by construction
-        self._update_recycled(run, V, G, wtv, U * d[:, None], C)
+        self._update_recycled(run, V, W, G, wtv, U * d[:, None], Z * d[:, None], C)
 
     def _update_recycled(
         self,
         run: Run,
         V: np.ndarray,
+        W: np.ndarray | None,
         G: np.ndarray,
         wtv: np.ndarray,
         U_scaled: np.ndarray,
+        Z_scaled: np.ndarray,
         C: np.ndarray,
     ) -> None:
         """Harmonic Ritz vectors of ``op`` in ``span([U_scaled, V_j])``; ``U, C`` become them.
@@ -251,6 +285,7 @@ class GCRODR(KrylovSolver):
         With ``op [U_scaled, V_j] = [C, V_{j+1}] G`` the harmonic Ritz problem is
         ``G^H G z = theta G^H wtv z``; for the chosen ``P``, ``G P = Q R`` gives the new
         ``C = [C, V_{j+1}] Q`` and ``U = [U_scaled, V_j] P R^{-1}``, so ``C = op U`` still holds.
+        ``Z = M U`` follows from ``[Z_scaled, W_j]`` with the same coefficients.
         """
         kc = len(U_scaled)
         j = G.shape[1] - kc
@@ -259,10 +294,13 @@ class GCRODR(KrylovSolver):
         P = _smallest_harmonic_ritz(lhs, rhs, min(self.k, kc + j), run.system.dtype.kind != "c")
         Q, R, piv = _pivoted_qr(G @ P)
         if not piv.size:
-            self._U = self._C = None
+            self._U = self._Z = self._C = None
             return
         F = sla.solve_triangular(R, P[:, piv].T, trans="T").T  # P R^{-1}, (kc + j, rank)
-        new_u = F[:kc].T @ U_scaled + F[kc:].T @ V[:j]
-        new_c = Q[:kc].T @ C + Q[kc:].T @ V[: j + 1]
-        self._U = np.ascontiguousarray(new_u, dtype=run.system.dtype)
-        self._C = np.ascontiguousarray(new_c, dtype=run.system.dtype)
+        dtype = run.system.dtype
+        self._U = np.ascontiguousarray(F[:kc].T @ U_scaled + F[kc:].T @ V[:j], dtype=dtype)
+        self._C = np.ascontiguousarray(Q[:kc].T @ C + Q[kc:].T @ V[: j + 1], dtype=dtype)
+        if W is None:
+            self._Z = self._U
+        else:
+            self._Z = np.ascontiguousarray(F[:kc].T @ Z_scaled + F[kc:].T @ W[:j], dtype=dtype)

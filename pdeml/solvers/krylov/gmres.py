@@ -138,12 +138,15 @@ def arnoldi_cycle(
     target: float,
     orthog: str,
     C: np.ndarray | None = None,
+    Z: np.ndarray | None = None,
 ) -> Cycle:
     """Arnoldi on ``(I - C C^H) op`` from ``r / beta`` for at most ``steps`` steps.
 
     Stops early when the least-squares estimate reaches ``target`` or at an invariant subspace.
     ``V`` is a workspace with at least ``steps + 1`` rows. Returns the minimizer ``y`` of
-    ``|| beta e1 - Hbar y ||`` and ``bk = C^H op V`` (when ``C`` is given).
+    ``|| beta e1 - Hbar y ||`` and ``bk = C^H op V`` (when ``C`` is given). With right
+    preconditioning and a workspace ``Z``, ``Z[j] = M V[j]`` is kept (it is computed anyway),
+    which spares the preconditioner products that would map ``V`` to the space of ``x``.
     """
     dtype = run.system.dtype
     V[0] = r / beta
@@ -152,7 +155,11 @@ def arnoldi_cycle(
     lsq = GivensLeastSquares(steps, beta, dtype)
     done, estimate, nonfinite = 0, beta, False
     for j in range(steps):
-        w = run.system.op(V[j])
+        if Z is None:
+            w = run.system.op(V[j])
+        else:
+            Z[j] = run.system.precond(V[j])
+            w = np.array(run.system.matvec(Z[j]), dtype=dtype)
         h, c, hnorm, norm0 = orthogonalize(w, V[: j + 1], C, orthog)
         if not (np.isfinite(hnorm) and np.all(np.isfinite(h))):
             nonfinite = True
@@ -217,4 +224,5 @@ class GMRES(KrylovSolver):
             if cyc.nonfinite:
                 run.stop(INFO_NONFINITE, "A or M produced NaN or inf")
                 break
-            run.end_cycle(cyc.y @ V[: cyc.steps], cyc.claimed, cyc.singular)
+            dx = run.system.correction(cyc.y @ V[: cyc.steps])
+            run.end_cycle(dx, cyc.claimed, cyc.singular)
