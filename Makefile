@@ -6,6 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pdeml-installed
 EXTRAS ?= dev,solvers
+# OpenBLAS worker threads make small BLAS calls 15-100x slower on a busy 2-core machine.
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: demo test test-all lint bench install clean
 

@@ -2,8 +2,11 @@
 
 import os
 
-import pytest
-import torch
+# Before numpy/torch load OpenBLAS: its worker threads slow small BLAS calls badly on 2 cores.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
