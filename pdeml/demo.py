@@ -19,7 +19,7 @@ DEMO_CONFIG: dict[str, Any] = {
     "data": {"batch_size": 16, "val_fraction": 0.1},
     "model": {"name": "FNO", "n_modes": [12, 12], "hidden_channels": 32, "n_layers": 4},
     "module": {"loss": "l2", "lr": 5e-3, "weight_decay": 1e-4, "scheduler": "onecycle"},
-    "trainer": {"max_epochs": 25, "enable_progress_bar": True},
+    "trainer": {"max_epochs": 15, "enable_progress_bar": True},
 }
 
 
@@ -30,7 +30,7 @@ def run_demo(out: str | Path, epochs: int | None = None, n_train: int | None = N
         shutil.rmtree(out / sub, ignore_errors=True)  # the demo folder is scratch space
     t0 = time.perf_counter()
     problem = DarcyFlow(resolution=RESOLUTION, coefficient="piecewise_constant")
-    paths = generate_dataset(problem, out / "data", {"train": n_train or 400, "test": 100}, seed=0)
+    paths = generate_dataset(problem, out / "data", {"train": n_train or 320, "test": 100}, seed=0)
     t_gen = time.perf_counter() - t0
     cfg = {**DEMO_CONFIG, "data": {**DEMO_CONFIG["data"], "train": str(paths["train"]),
                                    "test": str(paths["test"])}}
