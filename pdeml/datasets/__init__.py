@@ -1,16 +1,27 @@
-"""Datasets: HDF5 schema, atomic resumable writer, lazy reader, normalization, datamodule."""
+"""Datasets: HDF5 schema, atomic resumable writer, lazy reader, normalization, datamodule.
 
-from pdeml.datasets.datamodule import PDEDataModule
-from pdeml.datasets.normalization import UnitGaussianNormalizer
-from pdeml.datasets.reader import H5Dataset
-from pdeml.datasets.schema import DatasetError
-from pdeml.datasets.writer import generate_dataset, generate_split
+Names are imported on first use so that ``pdeml generate`` (writer only) does not pay for
+importing torch and Lightning.
+"""
 
-__all__ = [
-    "DatasetError",
-    "H5Dataset",
-    "PDEDataModule",
-    "UnitGaussianNormalizer",
-    "generate_dataset",
-    "generate_split",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "DatasetError": "pdeml.datasets.schema",
+    "H5Dataset": "pdeml.datasets.reader",
+    "PDEDataModule": "pdeml.datasets.datamodule",
+    "UnitGaussianNormalizer": "pdeml.datasets.normalization",
+    "generate_dataset": "pdeml.datasets.writer",
+    "generate_split": "pdeml.datasets.writer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'pdeml.datasets' has no attribute '{name}'")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
