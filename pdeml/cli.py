@@ -47,7 +47,8 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("nothing to generate: every split has 0 samples")
     paths = generate_dataset(problem, args.out, splits, seed=int(spec["seed"]),
                              chunk=int(spec["chunk"]), overwrite=args.overwrite,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, scheduler=args.scheduler,
+                             n_workers=args.n_workers)
     return {k: str(v) for k, v in paths.items()}
 
 
@@ -99,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument(f"--n-{split}", dest=f"n_{split}", type=int, default=None)
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--overwrite", action="store_true", help="replace existing files")
+    g.add_argument("--scheduler", default=None,
+                   help="Dask: 'local' for a LocalCluster, or a scheduler address (default: serial)")
+    g.add_argument("--n-workers", type=int, default=None, help="LocalCluster worker processes")
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=_cmd_generate)
 

@@ -6,6 +6,18 @@ same job skips the shards that exist and finishes the rest. Sample ``i`` of a sp
 from ``SeedSequence(seed, spawn_key=(split_code, i))``: it depends on nothing else, so the
 finished file is bitwise identical to an uninterrupted run. The final HDF5 file is assembled
 under a temporary name and renamed into place: it is never seen half-written.
+
+Problems with a ``sample_batch(rngs)`` method (the linear problems) get a whole shard at once,
+with the shard's per-sample generators: they sort the shard's systems and solve them as one
+sequence (Krylov recycling) with a fresh solver per shard, so a shard is still a deterministic
+unit. Recycling therefore works within a shard; a larger ``chunk`` gives longer sequences.
+
+With ``scheduler="local"`` (a ``distributed.LocalCluster``), a scheduler address, or a
+``distributed.Client``, each missing shard is one Dask task; the task returns the shard's
+arrays and this process writes them, so workers need no shared file system. Shards are
+contiguous index slices and their content does not depend on which worker computed them or
+in which order they finish: the file is bitwise identical to a serial run, and a job killed
+under Dask resumes serially or under Dask alike.
 """
 
 from __future__ import annotations
@@ -72,21 +84,72 @@ def _check_manifest(parts: Path, manifest: dict[str, Any]) -> None:
         stale.unlink()
 
 
+def compute_shard(problem: Problem, seed: int, split: str, start: int, stop: int
+                  ) -> dict[str, np.ndarray]:
+    """Samples ``start .. stop - 1`` of a split, stacked per variable (one shard's arrays)."""
+    rngs = [sample_rng(seed, split, i) for i in range(start, stop)]
+    batch = getattr(problem, "sample_batch", None)
+    samples = batch(rngs) if batch is not None else [problem.sample(r) for r in rngs]
+    return {k: np.stack([np.asarray(s[k]) for s in samples]) for k in samples[0]}
+
+
+def _open_client(scheduler: Any, n_workers: int | None) -> tuple[Any, Any]:
+    """A Dask client for ``"local"``, an address or a ready Client; (client, owned cluster)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise DatasetError("parallel generation needs dask: pip install 'dask[distributed]'"
+                           ) from err
+    if isinstance(scheduler, Client):
+        return scheduler, None
+    if scheduler == "local":
+        # One thread per worker process: BLAS threads would only compete with the processes.
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               dashboard_address=":0")
+        return Client(cluster), cluster
+    if isinstance(scheduler, str):
+        return Client(scheduler), None
+    raise DatasetError(f"scheduler must be None, 'local', an address or a Client: {scheduler!r}")
+
+
 def _solve_shards(
-    problem: Problem, parts: Path, n: int, seed: int, split: str, chunk: int, progress: bool
+    problem: Problem, parts: Path, n: int, seed: int, split: str, chunk: int, progress: bool,
+    scheduler: Any = None, n_workers: int | None = None,
 ) -> None:
     starts = list(range(0, n, chunk))
     todo = [s for s in starts if not (parts / f"shard_{s:09d}.npz").exists()]
     done = n - sum(min(chunk, n - s) for s in todo)
     bar = tqdm(total=n, initial=done, desc=f"{problem.name}/{split}", unit="sample",
                disable=not progress, dynamic_ncols=True, mininterval=1.0)
-    for start in todo:
-        samples = [problem.sample(sample_rng(seed, split, i))
-                   for i in range(start, min(start + chunk, n))]
-        arrays = {k: np.stack([s[k] for s in samples]) for k in samples[0]}
-        _atomic_savez(parts / f"shard_{start:09d}.npz", arrays)
-        bar.update(len(samples))
+    if scheduler is None:
+        for start in todo:
+            stop = min(start + chunk, n)
+            _atomic_savez(parts / f"shard_{start:09d}.npz",
+                          compute_shard(problem, seed, split, start, stop))
+            bar.update(stop - start)
+    elif todo:
+        _solve_shards_dask(problem, parts, n, seed, split, chunk, todo, bar,
+                           _open_client(scheduler, n_workers))
     bar.close()
+
+
+def _solve_shards_dask(problem: Problem, parts: Path, n: int, seed: int, split: str, chunk: int,
+                       todo: list[int], bar: Any, opened: tuple[Any, Any]) -> None:
+    from distributed import as_completed
+
+    client, cluster = opened
+    try:
+        futures = {client.submit(compute_shard, problem, seed, split, s, min(s + chunk, n),
+                                 pure=False): s for s in todo}
+        for fut in as_completed(futures):
+            start = futures[fut]
+            _atomic_savez(parts / f"shard_{start:09d}.npz", fut.result())
+            bar.update(min(start + chunk, n) - start)
+            fut.release()
+    finally:
+        if cluster is not None:
+            client.close()
+            cluster.close()
 
 
 def _assemble(problem: Problem, parts: Path, path: Path, n: int, chunk: int,
@@ -111,6 +174,8 @@ def generate_split(
     chunk: int = 16,
     overwrite: bool = False,
     progress: bool = True,
+    scheduler: Any = None,
+    n_workers: int | None = None,
 ) -> Path:
     """Generate ``n_samples`` of ``problem`` into the HDF5 file ``path``, resuming if possible.
 
@@ -128,6 +193,13 @@ def generate_split(
         Replace an existing file (and discard a partial job with other settings).
     progress
         Show a progress bar.
+    scheduler
+        ``None`` (default): serial, in this process. ``"local"``: a Dask ``LocalCluster`` of
+        ``n_workers`` processes started for this call; a scheduler address
+        (``"tcp://host:8786"``) or a ``distributed.Client``: that cluster. Each missing shard
+        is one task; the file is bitwise identical to the serial one.
+    n_workers
+        Worker processes of the ``"local"`` cluster (Dask's default when ``None``).
 
     Returns
     -------
@@ -152,7 +224,8 @@ def generate_split(
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {**attrs, "chunk": chunk}
     _check_manifest(parts, manifest)
-    _solve_shards(problem, parts, int(n_samples), seed, split, chunk, progress)
+    _solve_shards(problem, parts, int(n_samples), seed, split, chunk, progress, scheduler,
+                  n_workers)
     _assemble(problem, parts, path, int(n_samples), chunk, attrs)
     shutil.rmtree(parts)
     return path
@@ -166,14 +239,24 @@ def generate_dataset(
     chunk: int = 16,
     overwrite: bool = False,
     progress: bool = True,
+    scheduler: Any = None,
+    n_workers: int | None = None,
 ) -> dict[str, Path]:
     """Generate several splits (``{"train": 800, "test": 200}``) as ``<out_dir>/<split>.h5``.
 
     Re-running the same job finishes what a killed run left and skips finished splits.
+    ``scheduler`` and ``n_workers`` are those of :func:`generate_split`; a ``"local"``
+    cluster is started once and shared by the splits.
     """
     out_dir = Path(out_dir)
-    return {
-        split: generate_split(problem, out_dir / f"{split}.h5", n, seed, split, chunk,
-                              overwrite, progress)
-        for split, n in splits.items()
-    }
+    client, cluster = (None, None) if scheduler is None else _open_client(scheduler, n_workers)
+    try:
+        return {
+            split: generate_split(problem, out_dir / f"{split}.h5", n, seed, split, chunk,
+                                  overwrite, progress, client)
+            for split, n in splits.items()
+        }
+    finally:
+        if cluster is not None:
+            client.close()
+            cluster.close()

@@ -1,8 +1,12 @@
 """PDE problems, one per file; each registers itself under its ``name``."""
 
 from pdeml.solvers.problems.base import Problem, Variable, make_problem
-from pdeml.solvers.problems.burgers import Burgers
+from pdeml.solvers.problems.burgers import Burgers as Burgers
 from pdeml.solvers.problems.darcy import DarcyFlow
-from pdeml.solvers.problems.navier_stokes import NavierStokes2D
+from pdeml.solvers.problems.heat import SteadyHeat as SteadyHeat
+from pdeml.solvers.problems.helmholtz import Helmholtz as Helmholtz
+from pdeml.solvers.problems.linear import LinearProblem as LinearProblem
+from pdeml.solvers.problems.navier_stokes import NavierStokes2D as NavierStokes2D
+from pdeml.solvers.problems.poisson import Poisson as Poisson
 
-__all__ = ["Burgers", "DarcyFlow", "NavierStokes2D", "Problem", "Variable", "make_problem"]
+__all__ = ["Problem", "Variable", "make_problem", "DarcyFlow"]

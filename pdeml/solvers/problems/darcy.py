@@ -9,7 +9,8 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from pdeml.solvers.fields import grid_points, lognormal, piecewise_constant
-from pdeml.solvers.problems.base import Problem, Variable
+from pdeml.solvers.problems.base import Variable
+from pdeml.solvers.problems.linear import LinearProblem
 
 COEFFICIENTS = ("piecewise_constant", "lognormal")
 
@@ -19,7 +20,7 @@ def harmonic_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 2.0 * a * b / (a + b)
 
 
-class DarcyFlow(Problem):
+class DarcyFlow(LinearProblem):
     """Darcy flow on an ``s x s`` node grid that includes the boundary nodes (as the FNO data).
 
     Discretization: finite volumes around each interior node (5-point stencil), with the face
@@ -38,6 +39,9 @@ class DarcyFlow(Problem):
         GRF covariance parameters of the coefficient.
     high, low
         The two values of the piecewise-constant coefficient.
+    solver, rtol, precond, krylov_m, recycle_k
+        How the systems are solved and checked, see
+        :class:`~pdeml.solvers.problems.linear.LinearProblem`.
     """
 
     name: ClassVar[str] = "darcy"
@@ -54,6 +58,11 @@ class DarcyFlow(Problem):
         tau: float = 3.0,
         high: float = 12.0,
         low: float = 3.0,
+        solver: str = "auto",
+        rtol: float = 1e-8,
+        precond: str = "auto",
+        krylov_m: int = 40,
+        recycle_k: int = 20,
     ) -> None:
         if int(resolution) != resolution or resolution < 4:
             raise ValueError(f"darcy resolution must be an integer >= 4, got {resolution}")
@@ -67,13 +76,14 @@ class DarcyFlow(Problem):
         self.coefficient = coefficient
         self.forcing = float(forcing)
         self.alpha, self.tau, self.high, self.low = float(alpha), float(tau), high, low
+        self._setup_solver(solver, rtol, precond, krylov_m, recycle_k)
 
     @property
     def h(self) -> float:
         """Grid spacing."""
         return 1.0 / (self.resolution - 1)
 
-    def variables(self) -> dict[str, Variable]:
+    def field_variables(self) -> dict[str, Variable]:
         return {
             "a": Variable(("y", "x"), "1", "diffusion coefficient"),
             "u": Variable(("y", "x"), "1", "solution"),
@@ -93,6 +103,7 @@ class DarcyFlow(Problem):
             "high": float(self.high),
             "low": float(self.low),
             "discretization": "finite volume, 5-point, harmonic face averages",
+            **self.solver_attrs(),
         }
 
     def draw_coefficient(self, rng: np.random.Generator) -> np.ndarray:
@@ -139,6 +150,11 @@ class DarcyFlow(Problem):
         A, b = self.assemble(a, f)
         return self.embed(spla.spsolve(A.tocsc(), b))
 
-    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        a = self.draw_coefficient(rng)
-        return {"a": a, "u": self.solve(a)}
+    def draw_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"a": self.draw_coefficient(rng)}
+
+    def system(self, inputs: dict[str, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
+        return self.assemble(inputs["a"])
+
+    def outputs(self, x: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {"u": self.embed(x)}

@@ -1,0 +1,329 @@
+"""Linear steady problems ``A(p) u = b(p)`` solved as sequences, with a selectable solver.
+
+:class:`LinearProblem` is the shared base of Darcy, Poisson, Helmholtz and steady heat. A
+subclass draws its random inputs (:meth:`LinearProblem.draw_inputs`), assembles one sparse
+system per sample (:meth:`LinearProblem.system`) and maps the solution back to grid variables
+(:meth:`LinearProblem.outputs`). :meth:`LinearProblem.sample_batch` solves a whole shard as one
+sequence: sorted by the distance between the parameter fields, then solved with
+
+- ``"direct"``: sparse LU (SuperLU); a factorization is reused while the matrix is unchanged
+  (Poisson: one factorization per shard);
+- ``"amg"``: pyamg smoothed aggregation as the preconditioner of CG (GMRES for non-SPD
+  systems), one hierarchy per system;
+- ``"gmres"``: GMRES(m) with preconditioner reuse and warm start along the sorted sequence;
+- ``"gcrodr"``: GCRO-DR(m, k), which in addition recycles a ``k``-dimensional subspace;
+- ``"auto"``: the fastest of these for the problem size, from the measurements of
+  ``scripts/bench_solvers.py`` (see :func:`auto_method`): sparse LU up to about 200^2
+  unknowns, AMG + CG above for SPD problems, sparse LU for Helmholtz.
+
+Every solution is checked against ``norm(b - A x) <= rtol * norm(b)`` on the true residual. A
+system that misses it is retried with a stronger method (a fresh preconditioner, then sparse LU,
+then one step of iterative refinement); the retry is reported as a ``RuntimeWarning`` and
+recorded per sample (``solver_fallback``). A system that still misses it raises
+``RuntimeError``: nothing unverified is written.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from pdeml.solvers.krylov import GCRODR, GMRES, amg, solve_sequence, sort_systems
+from pdeml.solvers.problems.base import Problem, Variable
+
+__all__ = ["LinearProblem", "SOLVERS", "STAT_VARIABLES", "assemble_diffusion", "auto_method"]
+
+SOLVERS = ("direct", "amg", "gmres", "gcrodr", "auto")
+PRECONDS = ("auto", "none", "ilu", "amg")
+METHOD_CODES = {"direct": 0, "amg": 1, "gmres": 2, "gcrodr": 3}
+
+STAT_VARIABLES = {
+    "solver_method": Variable((), "1", "solver used: 0 direct, 1 amg, 2 gmres, 3 gcrodr"),
+    "solver_fallback": Variable((), "1", "1 when the first attempt missed rtol and was retried"),
+    "solver_iterations": Variable((), "1", "Krylov iterations (0 for the direct solver)"),
+    "solver_matvecs": Variable((), "1", "products with the system matrix"),
+    "solver_residual": Variable((), "1", "relative true residual norm(b - A u) / norm(b)"),
+}
+
+# Unknowns from which `auto` leaves sparse LU for AMG, from scripts/bench_solvers.py on Darcy
+# (2 shared CPU cores, OPENBLAS_NUM_THREADS=1, ms per system at rtol 1e-8): LU 24 / 117 / 256 /
+# 1728 at 64^2 / 128^2 / 256^2 / 512^2, pyamg SA+CG 56 / 161 / 165 / 981, the best recycling
+# variant (GCRO-DR + AMG rebuilt per system) 110 / 114 / 403 / 1811. Independent coefficient
+# draws are too far apart for a reused AMG hierarchy or a recycled subspace to pay off.
+AUTO_ITERATIVE_FROM = 200 * 200
+
+
+def auto_method(n_unknowns: int, spd: bool) -> str:
+    """The solver ``"auto"`` picks for one system of ``n_unknowns`` unknowns.
+
+    Sparse LU below :data:`AUTO_ITERATIVE_FROM` unknowns (fill-in is still small and it needs
+    no iterations); above it, for SPD systems, smoothed-aggregation AMG + CG, which was
+    measured fastest there (1.55x faster than LU at 256^2, 1.76x at 512^2). Non-SPD systems
+    (Helmholtz) stay on sparse LU: AMG is not a reliable solver for them (not measured).
+    """
+    if spd and n_unknowns >= AUTO_ITERATIVE_FROM:
+        return "amg"
+    return "direct"
+
+
+def assemble_diffusion(
+    a: np.ndarray,
+    h: float,
+    f: np.ndarray | float = 0.0,
+    g: np.ndarray | None = None,
+    shift: np.ndarray | complex | None = None,
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """``-div(a grad u) + shift u = f`` on a node grid with Dirichlet values ``g``, 5-point FV.
+
+    Parameters
+    ----------
+    a
+        Positive coefficient on the ``(s, s)`` node grid (boundary included); the face
+        coefficient is the harmonic mean of its two nodes.
+    h
+        Grid spacing.
+    f
+        Source on the node grid (or a constant); only interior values are used.
+    g
+        Dirichlet values on the node grid (only boundary values are used); zero by default.
+    shift
+        Zeroth-order coefficient on the node grid (real or complex) or a constant.
+
+    Returns
+    -------
+    tuple
+        The CSR matrix on the ``(s - 2)^2`` interior unknowns (row-major) and the right-hand
+        side with the boundary values moved to it.
+    """
+    s = a.shape[0]
+    n, inv_h2 = s - 2, 1.0 / h**2
+    kx = 2.0 * a[:, :-1] * a[:, 1:] / (a[:, :-1] + a[:, 1:]) * inv_h2  # faces j | j+1
+    ky = 2.0 * a[:-1, :] * a[1:, :] / (a[:-1, :] + a[1:, :]) * inv_h2  # faces i | i+1
+    diag = kx[1:-1, 1:] + kx[1:-1, :-1] + ky[1:, 1:-1] + ky[:-1, 1:-1]
+    if shift is not None:
+        diag = diag + np.broadcast_to(shift, a.shape)[1:-1, 1:-1]
+    idx = np.arange(n * n).reshape(n, n)
+    wx, wy = kx[1:-1, 1:-1].ravel(), ky[1:-1, 1:-1].ravel()
+    rows = np.concatenate([idx.ravel(), idx[:, :-1].ravel(), idx[:, 1:].ravel(),
+                           idx[:-1, :].ravel(), idx[1:, :].ravel()])
+    cols = np.concatenate([idx.ravel(), idx[:, 1:].ravel(), idx[:, :-1].ravel(),
+                           idx[1:, :].ravel(), idx[:-1, :].ravel()])
+    vals = np.concatenate([diag.ravel(), -wx, -wx, -wy, -wy])
+    A = sp.csr_matrix((vals, (rows, cols)), shape=(n * n, n * n))
+    f = np.asarray(f)
+    b = np.broadcast_to(f, a.shape)[1:-1, 1:-1].astype(np.result_type(A.dtype, f.dtype, float))
+    if g is not None:
+        gb = np.array(g, dtype=float)
+        gb[1:-1, 1:-1] = 0.0  # only boundary nodes couple into the right-hand side
+        b = b + (kx[1:-1, :-1] * gb[1:-1, :-2] + kx[1:-1, 1:] * gb[1:-1, 2:]
+                 + ky[:-1, 1:-1] * gb[:-2, 1:-1] + ky[1:, 1:-1] * gb[2:, 1:-1])
+    return A, np.ascontiguousarray(b.ravel())
+
+
+def _relres(A: Any, b: np.ndarray, x: np.ndarray) -> float:
+    """The written criterion, recomputed independently of every solver."""
+    nb = float(np.linalg.norm(b))
+    r = float(np.linalg.norm(b - A @ x))
+    return r / nb if nb > 0 else r
+
+
+def _stats(method: str, fallback: bool, iters: int, matvecs: int, res: float) -> dict[str, Any]:
+    return {"solver_method": METHOD_CODES[method], "solver_fallback": int(fallback),
+            "solver_iterations": int(iters), "solver_matvecs": int(matvecs),
+            "solver_residual": float(res)}
+
+
+def _same_matrix(A: sp.csr_matrix, B: sp.csr_matrix | None) -> bool:
+    return (B is not None and A.shape == B.shape and A.nnz == B.nnz
+            and np.array_equal(A.indptr, B.indptr) and np.array_equal(A.indices, B.indices)
+            and np.array_equal(A.data, B.data))
+
+
+class _Direct:
+    """Sparse LU with the factorization kept while consecutive matrices are identical."""
+
+    def __init__(self) -> None:
+        self.A: sp.csr_matrix | None = None
+        self.lu: Any = None
+
+    def __call__(self, A: sp.csr_matrix, b: np.ndarray, rtol: float
+                 ) -> tuple[np.ndarray, dict[str, Any]]:
+        if not _same_matrix(A, self.A):
+            self.A, self.lu = A, spla.splu(A.tocsc())
+        x = self.lu.solve(b)
+        res, fallback, matvecs = _relres(A, b, x), False, 1
+        if not res <= rtol:  # one step of iterative refinement with the same factors
+            x = x + self.lu.solve(b - A @ x)
+            res, fallback, matvecs = _relres(A, b, x), True, 2
+        return x, _stats("direct", fallback, 0, matvecs, res)
+
+
+def _seeded(build: Any, A: Any, **options: Any) -> Any:
+    """Build with numpy's global generator fixed, then restore it.
+
+    pyamg estimates spectral radii from ``np.random`` start vectors: unseeded, the same
+    matrix gives slightly different hierarchies, and a shard would not be reproducible.
+    """
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        return build(A, **options)
+    finally:
+        np.random.set_state(state)
+
+
+def seeded_amg(A: Any, **options: Any) -> Any:
+    """:func:`pdeml.solvers.krylov.amg`, reproducible bit for bit (see :func:`_seeded`)."""
+    return _seeded(amg, A, **options)
+
+
+def _solve_amg(A: sp.csr_matrix, b: np.ndarray, rtol: float, spd: bool, direct: _Direct
+               ) -> tuple[np.ndarray, dict[str, Any]]:
+    """pyamg smoothed aggregation + CG (GMRES when not SPD); sparse LU if it misses rtol."""
+    import pyamg
+
+    ml = _seeded(pyamg.smoothed_aggregation_solver, A.tocsr())
+    residuals: list[float] = []
+    x = ml.solve(b, tol=rtol, maxiter=min(500, A.shape[0]), accel="cg" if spd else "gmres",
+                 residuals=residuals)
+    res = _relres(A, b, x)
+    iters = max(len(residuals) - 1, 0)
+    if res <= rtol:
+        return x, _stats("amg", False, iters, iters + 1, res)
+    x, st = direct(A, b, rtol)
+    st.update(solver_fallback=1, solver_iterations=iters)
+    return x, st
+
+
+def _solve_krylov(As: Sequence[Any], bs: Sequence[np.ndarray], order: np.ndarray, method: str,
+                  rtol: float, precond: str, m: int, k: int) -> tuple[list, list]:
+    """One solver object along the sorted sequence: recycling, precond reuse, warm start."""
+    solver = GCRODR(m, k) if method == "gcrodr" else GMRES(m)
+    out = solve_sequence(list(As), list(bs), solver, order=order, rtol=rtol,
+                         precond=seeded_amg if precond == "amg" else precond)
+    xs, stats = list(out.solutions), []
+    for A, b, x, st in zip(As, bs, xs, out.stats, strict=True):
+        res = _relres(A, b, x)
+        used = {"krylov": method, "krylov+fresh-precond": method}.get(st.method, "direct")
+        stats.append(_stats(used, st.method != "krylov", st.n_iter, st.n_matvec, res))
+    return xs, stats
+
+
+class LinearProblem(Problem):
+    """Base of the steady linear problems: solver selection and the sorted-sequence batch path.
+
+    Parameters
+    ----------
+    solver
+        ``"direct"``, ``"amg"``, ``"gmres"``, ``"gcrodr"`` or ``"auto"`` (see the module doc).
+    rtol
+        Relative true-residual tolerance every written sample is checked against.
+    precond
+        Preconditioner of ``"gmres"``/``"gcrodr"``: ``"none"``, ``"ilu"``, ``"amg"`` or
+        ``"auto"`` (AMG for SPD problems, ILU otherwise). It is built for the first system
+        of a shard and reused while the iteration count stays within 1.5x of that solve.
+    krylov_m, recycle_k
+        Search space per cycle ``m`` and recycled vectors ``k`` of GMRES(m) / GCRO-DR(m, k).
+    """
+
+    spd: ClassVar[bool] = True
+
+    def _setup_solver(self, solver: str = "auto", rtol: float = 1e-8, precond: str = "auto",
+                      krylov_m: int = 40, recycle_k: int = 20) -> None:
+        if solver not in SOLVERS:
+            raise ValueError(f"unknown solver '{solver}'; use one of {', '.join(SOLVERS)}")
+        if precond not in PRECONDS:
+            raise ValueError(f"unknown precond '{precond}'; use one of {', '.join(PRECONDS)}")
+        if not 0.0 < rtol < 1.0:
+            raise ValueError(f"rtol must lie in (0, 1), got {rtol}")
+        if not 1 <= int(recycle_k) < int(krylov_m):
+            raise ValueError(f"need 1 <= recycle_k < krylov_m, got {recycle_k}, {krylov_m}")
+        self.solver, self.rtol, self.precond = solver, float(rtol), precond
+        self.krylov_m, self.recycle_k = int(krylov_m), int(recycle_k)
+
+    # -- what a subclass provides -------------------------------------------------------------
+    def field_variables(self) -> dict[str, Variable]:
+        """Grid variables (inputs and outputs), in writing order."""
+        raise NotImplementedError
+
+    def draw_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """Draw the random input fields of one sample."""
+        raise NotImplementedError
+
+    def system(self, inputs: dict[str, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Assemble ``A u = b`` for one sample's inputs."""
+        raise NotImplementedError
+
+    def outputs(self, x: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Grid output variables from the solution vector."""
+        raise NotImplementedError
+
+    def sort_features(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The parameter field whose distances order the sequence (the first input)."""
+        return np.asarray(inputs[self.input_vars[0]], dtype=float)
+
+    # -- shared machinery ----------------------------------------------------------------------
+    def variables(self) -> dict[str, Variable]:
+        return {**self.field_variables(), **STAT_VARIABLES}
+
+    def solver_attrs(self) -> dict[str, Any]:
+        """Solver settings for the file's provenance."""
+        return {"solver": self.solver, "rtol": self.rtol, "precond": self.precond,
+                "krylov_m": self.krylov_m, "recycle_k": self.recycle_k}
+
+    def method_for(self, n_unknowns: int) -> str:
+        """The concrete method for systems of this size (resolves ``"auto"``)."""
+        return auto_method(n_unknowns, self.spd) if self.solver == "auto" else self.solver
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return self.sample_batch([rng])[0]
+
+    def sample_batch(self, rngs: Sequence[np.random.Generator]) -> list[dict[str, np.ndarray]]:
+        """Draw one sample per generator, solve them as one sorted sequence, verify each.
+
+        The result depends on the generators only (a fresh solver per call), so a shard is a
+        deterministic unit and a resumed or distributed job reproduces a serial one bit for bit.
+        """
+        inputs = [self.draw_inputs(rng) for rng in rngs]
+        systems = [self.system(inp) for inp in inputs]
+        xs, stats = self.solve_systems([A for A, _ in systems], [b for _, b in systems],
+                                       [self.sort_features(inp) for inp in inputs])
+        return [{**inp, **self.outputs(x, inp), **{k: np.asarray(v) for k, v in st.items()}}
+                for inp, x, st in zip(inputs, xs, stats, strict=True)]
+
+    def solve_systems(self, As: Sequence[Any], bs: Sequence[np.ndarray],
+                      features: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[dict]]:
+        """Solve a sequence with the configured method; stats per system, input order."""
+        method = self.method_for(As[0].shape[0])
+        order = (sort_systems(np.stack(features), "fft") if len(As) > 2
+                 else np.arange(len(As)))
+        direct = _Direct()
+        if method in ("gmres", "gcrodr"):
+            precond = self.precond if self.precond != "auto" else ("amg" if self.spd else "ilu")
+            xs, stats = _solve_krylov(As, bs, order, method, self.rtol, precond, self.krylov_m,
+                                      self.recycle_k)
+        else:
+            xs, stats = [None] * len(As), [None] * len(As)
+            for i in order:
+                if method == "amg":
+                    xs[i], stats[i] = _solve_amg(As[i], bs[i], self.rtol, self.spd, direct)
+                else:
+                    xs[i], stats[i] = direct(As[i], bs[i], self.rtol)
+        self._check(stats, method)
+        return xs, stats
+
+    def _check(self, stats: list[dict], method: str) -> None:
+        """Report retries; refuse to return a system that misses its criterion."""
+        for i, st in enumerate(stats):
+            if not st["solver_residual"] <= self.rtol:
+                raise RuntimeError(f"{self.name}: system {i} misses rtol={self.rtol:g} even after "
+                                   f"retries (residual {st['solver_residual']:.3e}); not written")
+            if st["solver_fallback"]:
+                warnings.warn(f"{self.name}: system {i} missed rtol with {method} and was retried "
+                              f"({st['solver_residual']:.1e} after the retry)", RuntimeWarning,
+                              stacklevel=3)
