@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -11,13 +11,13 @@ from pdeml.operators.base import OperatorBase
 from pdeml.operators.layers import (
     ChannelMLP,
     DomainPadding,
+    GridEmbedding,
     Pointwise,
     SoftGating,
     SpectralConv,
-    grid_embedding,
+    get_activation,
 )
 
-ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "tanh": nn.Tanh, "silu": nn.SiLU}
 SKIPS = ("linear", "soft-gating", "identity", "none")
 
 
@@ -34,34 +34,47 @@ def _skip(kind: str, channels: int) -> nn.Module | None:
 class FNO(OperatorBase):
     """Fourier Neural Operator: lift, ``n_layers`` Fourier layers, project.
 
-    Each Fourier layer is ``act(SpectralConv(v) + skip(v))`` (no activation after the last),
-    optionally followed by a residual channel MLP.
+    Fourier layer ``l`` computes ``v <- act(SpectralConv(v) + skip(v))`` (no activation after
+    the last layer); with ``channel_mlp`` each layer then adds a residual channel MLP,
+    ``v <- v + mlp(v)``. Lifting and projection act pointwise.
 
     Parameters
     ----------
     in_channels, out_channels
         Channels of the input and output fields.
     n_modes
-        Fourier modes kept per spatial axis (positive and negative frequencies together); its
-        length sets the dimension (1 to 3).
+        Fourier modes kept per spatial axis, counted like neuraloperator (positive and negative
+        frequencies together: ``|k| <= n_modes[i] // 2``); its length (1 to 3) sets the
+        spatial dimension. Grids too coarse for the band use what they resolve.
     hidden_channels
         Width of the Fourier layers.
     n_layers
         Number of Fourier layers.
     lifting_channels
-        Hidden width of the lifting MLP; ``0`` (default) lifts with one linear layer.
+        Hidden width of a two-layer lifting MLP; ``None`` (default) lifts with one linear map,
+        as the original FNO.
     projection_channels
-        Hidden width of the projection MLP (default ``2 * hidden_channels``).
+        Hidden width of the two-layer projection MLP; ``None`` means ``2 * hidden_channels``
+        (neuraloperator's default ratio).
     domain_padding
-        Fraction of each axis zero-padded before the Fourier layers (non-periodic problems).
+        Fraction of each axis zero-padded (at its end) around the Fourier layers, for
+        non-periodic problems; ``0`` for periodic ones.
     positional_embedding
-        Append grid coordinates in [0, 1] as input channels.
+        Append the grid coordinates (``j / n`` in [0, 1)) as input channels.
     skip
-        ``linear`` (1x1 conv), ``soft-gating``, ``identity`` or ``none``.
+        Skip path of each Fourier layer: ``linear`` (1x1 conv, no bias), ``soft-gating``,
+        ``identity`` or ``none``.
     channel_mlp
-        Add a residual two-layer channel MLP (expansion 0.5) after each Fourier layer.
+        Add a residual two-layer channel MLP (hidden width ``hidden_channels // 2``) to each
+        Fourier layer. Off by default: it costs about as much as the rest of the layer.
     activation
-        ``gelu``, ``relu``, ``tanh`` or ``silu``.
+        ``gelu``, ``relu``, ``silu`` or ``tanh``.
+
+    Examples
+    --------
+    >>> net = FNO(in_channels=1, out_channels=1, n_modes=(16, 16))
+    >>> net(torch.randn(4, 1, 64, 64)).shape
+    torch.Size([4, 1, 64, 64])
     """
 
     def __init__(
@@ -71,29 +84,26 @@ class FNO(OperatorBase):
         n_modes: Sequence[int] = (16, 16),
         hidden_channels: int = 32,
         n_layers: int = 4,
-        lifting_channels: int = 0,
+        lifting_channels: int | None = None,
         projection_channels: int | None = None,
-        domain_padding: float = 0.0,
+        domain_padding: float | Sequence[float] = 0.0,
         positional_embedding: bool = True,
         skip: str = "linear",
         channel_mlp: bool = False,
         activation: str = "gelu",
     ) -> None:
         super().__init__()
-        self.record_config(locals())
         n_modes = tuple(int(m) for m in n_modes)
         if min(in_channels, out_channels, hidden_channels, n_layers) < 1:
             raise ValueError("FNO channel counts and n_layers must be positive")
         if skip not in SKIPS:
             raise ValueError(f"unknown skip '{skip}'; use one of {', '.join(SKIPS)}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation '{activation}'; use {', '.join(ACTIVATIONS)}")
-        self.n_dim, self.in_channels = len(n_modes), in_channels
-        self.positional_embedding = positional_embedding
-        self.act = ACTIVATIONS[activation]()
+        self.activation = get_activation(activation)
+        self.n_dim, self.in_channels, self.out_channels = len(n_modes), in_channels, out_channels
+        self.embedding = GridEmbedding(self.n_dim) if positional_embedding else None
         lift_in = in_channels + (self.n_dim if positional_embedding else 0)
         self.lifting = (
-            ChannelMLP(lift_in, hidden_channels, lifting_channels, self.act)
+            ChannelMLP(lift_in, hidden_channels, lifting_channels, activation)
             if lifting_channels else Pointwise(lift_in, hidden_channels)
         )
         self.padding = DomainPadding(domain_padding)
@@ -101,24 +111,27 @@ class FNO(OperatorBase):
             SpectralConv(hidden_channels, hidden_channels, n_modes) for _ in range(n_layers)
         )
         self.skips = nn.ModuleList(_skip(skip, hidden_channels) for _ in range(n_layers))
-        half = max(1, hidden_channels // 2)
         self.mlps = nn.ModuleList(
-            ChannelMLP(hidden_channels, hidden_channels, half, self.act) for _ in range(n_layers)
+            ChannelMLP(hidden_channels, hidden_channels, max(1, hidden_channels // 2), activation)
+            for _ in range(n_layers)
         ) if channel_mlp else None
-        proj = projection_channels or 2 * hidden_channels
-        self.projection = ChannelMLP(hidden_channels, out_channels, proj, self.act)
+        self.projection = ChannelMLP(hidden_channels, out_channels,
+                                     projection_channels or 2 * hidden_channels, activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(batch, in_channels, *spatial)`` to ``(batch, out_channels, *spatial)``."""
         self.check_input(x, self.in_channels)
         sizes = tuple(x.shape[2:])
-        if self.positional_embedding:
-            x = grid_embedding(x)
+        if self.embedding is not None:
+            x = self.embedding(x)
         v = self.padding.pad(self.lifting(x))
-        for i, spectral in enumerate(self.spectral):
-            skip = self.skips[i]
-            out = spectral(v) if skip is None else spectral(v) + skip(v)
-            if i < len(self.spectral) - 1:
-                out = self.act(out)
+        last = len(self.spectral) - 1
+        for i, (spectral, skip) in enumerate(zip(self.spectral, self.skips, strict=True)):
+            out = spectral(v)
+            if skip is not None:
+                out = out + skip(v)
+            if i < last:
+                out = self.activation(out)
             if self.mlps is not None:
                 out = out + self.mlps[i](out)
             v = out
