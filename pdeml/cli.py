@@ -6,7 +6,8 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 GEN_KEYS = ("problem", "n_train", "n_val", "n_test", "seed", "chunk", "options")
 
@@ -101,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None)
     g.add_argument("--overwrite", action="store_true", help="replace existing files")
     g.add_argument("--scheduler", default=None,
-                   help="Dask: 'local' for a LocalCluster, or a scheduler address (default: serial)")
+                   help="Dask: 'local' (a LocalCluster) or a scheduler address; default serial")
     g.add_argument("--n-workers", type=int, default=None, help="LocalCluster worker processes")
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=_cmd_generate)

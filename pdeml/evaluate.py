@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import matplotlib
 
@@ -72,7 +73,7 @@ def plot_samples(
     names = titles or ("input", "truth", "prediction", "error")
     for i in range(n):
         fields = (x[i, 0], y[i, 0], pred[i, 0], pred[i, 0] - y[i, 0])
-        for j, (ax, field) in enumerate(zip(axes[i], fields)):
+        for j, (ax, field) in enumerate(zip(axes[i], fields, strict=True)):
             if field.ndim == 1:
                 ax.plot(field)
             else:
@@ -131,7 +132,7 @@ def evaluate_run(
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     k = min(n_plots, len(dataset))
     if k:
-        xs, ys = zip(*(dataset[i] for i in range(k)))
+        xs, ys = zip(*(dataset[i] for i in range(k)), strict=True)
         x, y = torch.stack(xs), torch.stack(ys)
         with torch.no_grad():
             pred = surrogate(x)

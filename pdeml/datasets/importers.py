@@ -20,7 +20,8 @@ def _load_pt(src: Path) -> dict[str, np.ndarray]:
     try:
         data = torch.load(src, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for a damaged or foreign file
-        raise DatasetError(f"cannot read {src} as a torch file: {str(err).splitlines()[0]}") from None
+        first = str(err).splitlines()[0]
+        raise DatasetError(f"cannot read {src} as a torch file: {first}") from None
     if not isinstance(data, dict) or not {"x", "y"} <= set(data):
         raise DatasetError(f"{src} is not a neuraloperator dataset (needs a dict with 'x' and 'y')")
     return {k: v.numpy() for k, v in data.items() if isinstance(v, torch.Tensor)}

@@ -37,7 +37,9 @@ class LpLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if pred.shape != target.shape:
-            raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+            raise ValueError(
+                f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ"
+            )
         diff = (pred - target).flatten(1)
         if self.relative:
             num = torch.linalg.vector_norm(diff, ord=self.p, dim=1)

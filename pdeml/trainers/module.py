@@ -89,7 +89,9 @@ class OperatorModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.surrogate(x)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         x, y = batch
         loss = self.loss_fn(self(x), y)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True,

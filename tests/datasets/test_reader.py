@@ -18,7 +18,7 @@ def test_lazy_and_in_memory_reads_agree(darcy_file):
     mem = H5Dataset(darcy_file, ["a"], ["u"], in_memory=True)
     assert len(lazy) == len(mem) == 20
     for i in (0, 7, 19):
-        for t_lazy, t_mem in zip(lazy[i], mem[i]):
+        for t_lazy, t_mem in zip(lazy[i], mem[i], strict=True):
             assert t_lazy.shape == (1, 12, 12) and t_lazy.dtype == torch.float32
             assert torch.equal(t_lazy, t_mem)
 

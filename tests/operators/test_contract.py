@@ -93,7 +93,8 @@ def band_limited(n: int, d: int) -> torch.Tensor:
     f = torch.zeros([n] * d, dtype=torch.float64)
     for k, phase in ((1, 0.3), (2, 1.1)):
         f = f + torch.cos(2 * math.pi * k * sum(axes) + phase)
-    f = f + torch.sin(2 * math.pi * axes[0]) * (0.5 if d == 1 else torch.cos(2 * math.pi * axes[-1]))
+    other = 0.5 if d == 1 else torch.cos(2 * math.pi * axes[-1])
+    f = f + torch.sin(2 * math.pi * axes[0]) * other
     return f[None, None].expand(1, 2, *([n] * d)).clone()
 
 

@@ -16,7 +16,8 @@ def test_relative_l2_known_value():
 
 
 def test_absolute_lp_is_resolution_independent():
-    # The absolute norm approximates the continuous L2 norm on [0,1]^2: sin(2 pi x) has norm 1/sqrt(2)
+    # The absolute norm approximates the continuous L2 norm on [0,1]^2:
+    # sin(2 pi x) has norm 1/sqrt(2) at every resolution.
     for n in (16, 64):
         x = torch.arange(n) / n
         f = torch.sin(2 * math.pi * x).view(1, 1, 1, n).expand(1, 1, n, n)
