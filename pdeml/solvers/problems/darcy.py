@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from pdeml.solvers.fields import grid_points, lognormal, piecewise_constant
+from pdeml.solvers.fields import lognormal, piecewise_constant
 from pdeml.solvers.problems.base import Variable
 from pdeml.solvers.problems.linear import LinearProblem
 
@@ -78,20 +78,11 @@ class DarcyFlow(LinearProblem):
         self.alpha, self.tau, self.high, self.low = float(alpha), float(tau), high, low
         self._setup_solver(solver, rtol, precond, krylov_m, recycle_k)
 
-    @property
-    def h(self) -> float:
-        """Grid spacing."""
-        return 1.0 / (self.resolution - 1)
-
     def field_variables(self) -> dict[str, Variable]:
         return {
             "a": Variable(("y", "x"), "1", "diffusion coefficient"),
             "u": Variable(("y", "x"), "1", "solution"),
         }
-
-    def coords(self) -> dict[str, np.ndarray]:
-        x = grid_points(self.resolution, "bounded")
-        return {"y": x.copy(), "x": x}
 
     def attrs(self) -> dict[str, Any]:
         return {

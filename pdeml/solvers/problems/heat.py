@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from pdeml.solvers.fields import grid_points, lognormal
+from pdeml.solvers.fields import lognormal
 from pdeml.solvers.problems.base import Variable
 from pdeml.solvers.problems.linear import LinearProblem, assemble_diffusion
 
@@ -50,18 +50,9 @@ class SteadyHeat(LinearProblem):
         self.alpha, self.tau = float(alpha), float(tau)
         self._setup_solver(solver, rtol, precond, krylov_m, recycle_k)
 
-    @property
-    def h(self) -> float:
-        """Grid spacing."""
-        return 1.0 / (self.resolution - 1)
-
     def field_variables(self) -> dict[str, Variable]:
         return {"kappa": Variable(("y", "x"), "1", "thermal conductivity"),
                 "T": Variable(("y", "x"), "1", "temperature")}
-
-    def coords(self) -> dict[str, np.ndarray]:
-        x = grid_points(self.resolution, "bounded")
-        return {"y": x.copy(), "x": x}
 
     def attrs(self) -> dict[str, Any]:
         return {"resolution": self.resolution, "source": self.source, "t_left": self.t_left,

@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from pdeml.solvers.fields import grid_points
 from pdeml.solvers.krylov import GCRODR, GMRES, amg, solve_sequence, sort_systems
 from pdeml.solvers.problems.base import Problem, Variable
 
@@ -245,6 +246,15 @@ class LinearProblem(Problem):
             raise ValueError(f"need 1 <= recycle_k < krylov_m, got {recycle_k}, {krylov_m}")
         self.solver, self.rtol, self.precond = solver, float(rtol), precond
         self.krylov_m, self.recycle_k = int(krylov_m), int(recycle_k)
+
+    @property
+    def h(self) -> float:
+        """Grid spacing of the node grid (boundary nodes included, as in the FNO data)."""
+        return 1.0 / (self.resolution - 1)
+
+    def coords(self) -> dict[str, np.ndarray]:
+        x = grid_points(self.resolution, "bounded")
+        return {"y": x.copy(), "x": x}
 
     # -- what a subclass provides -------------------------------------------------------------
     def field_variables(self) -> dict[str, Variable]:

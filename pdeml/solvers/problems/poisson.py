@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
-from pdeml.solvers.fields import gaussian_random_field, grid_points
+from pdeml.solvers.fields import gaussian_random_field
 from pdeml.solvers.problems.base import Variable
 from pdeml.solvers.problems.linear import LinearProblem, assemble_diffusion
 
@@ -44,18 +44,9 @@ class Poisson(LinearProblem):
         self.scale = float(scale)
         self._setup_solver(solver, rtol, precond, krylov_m, recycle_k)
 
-    @property
-    def h(self) -> float:
-        """Grid spacing."""
-        return 1.0 / (self.resolution - 1)
-
     def field_variables(self) -> dict[str, Variable]:
         return {"f": Variable(("y", "x"), "1", "source"),
                 "u": Variable(("y", "x"), "1", "solution")}
-
-    def coords(self) -> dict[str, np.ndarray]:
-        x = grid_points(self.resolution, "bounded")
-        return {"y": x.copy(), "x": x}
 
     def attrs(self) -> dict[str, Any]:
         return {"resolution": self.resolution, "alpha": self.alpha, "tau": self.tau,
