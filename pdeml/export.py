@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pdeml.datasets.reader import parse_selector, read_selection
 from pdeml.datasets.schema import DatasetError, open_h5, read_attrs
 from pdeml.evaluate import find_checkpoint, load_surrogate
 
@@ -40,7 +41,7 @@ def model_card(surrogate: torch.nn.Module, cfg: dict[str, Any], run: Path) -> di
         card["outputs"] = card["outputs"] or json.loads(attrs.get("output_vars", "null"))
         card["training_data"] = {k: v for k, v in attrs.items() if not k.startswith("_")}
         with open_h5(train) as f:
-            card["grid"] = list(f[card["inputs"][0]].shape[1:])
+            card["grid"] = list(read_selection(f, card["inputs"][0], 0).shape[1:])
     for candidate in (run / "eval" / "metrics.json", run / "metrics.json"):
         if candidate.exists():
             card["test_metrics"] = json.loads(candidate.read_text())
@@ -100,10 +101,11 @@ def _read_inputs(path: Path, card: dict[str, Any]) -> np.ndarray:
             raise DatasetError(f"cannot read {path}: {err}") from None
     elif path.suffix in (".h5", ".hdf5", ".nc"):
         with open_h5(path) as f:
-            missing = [v for v in card["inputs"] if v not in f]
+            missing = [v for v in card["inputs"] if parse_selector(v)[0] not in f]
             if missing:
                 raise DatasetError(f"{path} has no input variable {', '.join(missing)}")
-            x = np.stack([f[v][...] for v in card["inputs"]], axis=1)
+            rows = np.arange(f[parse_selector(card["inputs"][0])[0]].shape[0])
+            x = np.concatenate([read_selection(f, v, rows) for v in card["inputs"]], axis=1)
     else:
         raise DatasetError(f"unsupported input format '{path.suffix}'; use .npy or .h5")
     if grid and x.ndim == len(grid) + 1 and n_in == 1:

@@ -95,13 +95,15 @@ class PDEDataModule(L.LightningDataModule):
 
     @property
     def in_channels(self) -> int:
-        """Channels of the model input."""
-        return len(self.inputs)
+        """Channels of the model input (a time range ``w[a:b]`` counts ``b - a``)."""
+        self.setup("fit")
+        return self.train_set.in_channels
 
     @property
     def out_channels(self) -> int:
         """Channels of the model output."""
-        return len(self.outputs)
+        self.setup("fit")
+        return self.train_set.out_channels
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -13,11 +14,76 @@ from torch.utils.data import Dataset
 
 from pdeml.datasets.schema import DatasetError, check_variables, open_h5
 
+_SELECTOR = re.compile(r"^([A-Za-z_][\w.]*)(?:\[\s*(-?\d+)?\s*(:)?\s*(-?\d+)?\s*\])?$")
+
+
+def parse_selector(spec: str) -> tuple[str, int | slice | None]:
+    """Split ``"w[3]"`` / ``"w[0:10]"`` / ``"w"`` into the variable name and a time index.
+
+    An integer picks one time step (one channel); a slice ``a:b`` stacks steps ``a..b-1`` as
+    channels (the FNO paper's Navier-Stokes setup maps ``w[0:10]`` to ``w[10:20]``).
+    """
+    m = _SELECTOR.match(spec.strip())
+    if not m or (m.group(3) is None and m.group(2) is None and "[" in spec):
+        raise DatasetError(f"bad variable selector '{spec}': use name, name[t] or name[start:stop]")
+    name, start, colon, stop = m.groups()
+    if colon:
+        return name, slice(
+            None if start is None else int(start), None if stop is None else int(stop)
+        )
+    return name, None if start is None else int(start)
+
+
+def has_time_axis(var: h5py.Dataset) -> bool:
+    """Whether axis 1 of a variable is the ``time`` dimension (by its dimension scale)."""
+    if var.ndim < 3:
+        return False
+    return any(scale.name.rsplit("/", 1)[-1] == "time" for scale in var.dims[1].values())
+
+
+def selection_channels(
+    shape: tuple[int, ...], index: int | slice | None, spec: str, path: Path, timed: bool = True
+) -> tuple[int, tuple[int, ...]]:
+    """Channels and spatial shape a selector takes from a variable of ``shape``."""
+    if index is None:
+        return 1, tuple(shape[1:])
+    if not timed or len(shape) < 3:
+        raise DatasetError(f"{path}: '{spec}' selects time steps but the variable has no time axis")
+    n_time = shape[1]
+    if isinstance(index, slice):
+        n = len(range(*index.indices(n_time)))
+        if n == 0:
+            raise DatasetError(f"{path}: '{spec}' selects no time step (the file has {n_time})")
+        return n, tuple(shape[2:])
+    if not -n_time <= index < n_time:
+        raise DatasetError(f"{path}: '{spec}' is out of range (the file has {n_time} time steps)")
+    return 1, tuple(shape[2:])
+
+
+def read_selection(f: h5py.File, spec: str, rows: int | slice | np.ndarray) -> np.ndarray:
+    """Read ``rows`` of a selector as float32 ``(rows..., channels, *spatial)``."""
+    name, index = parse_selector(spec)
+    var = f[name]
+    if isinstance(index, slice):  # h5py wants non-negative bounds
+        index = slice(*index.indices(var.shape[1]))
+    elif index is not None and index < 0:
+        index += var.shape[1]
+    if isinstance(rows, np.ndarray):
+        data = np.asarray(var[...] if index is None else var[:, index], np.float32)[rows]
+    else:
+        data = np.asarray(var[rows] if index is None else var[rows, index], np.float32)
+    lead = 0 if isinstance(rows, int | np.integer) else 1
+    if index is None or not isinstance(index, slice):
+        data = np.expand_dims(data, lead)
+    return data
+
 
 class H5Dataset(Dataset):
     """Samples ``(x, y)`` of a pdeml HDF5 file as float32 tensors ``(channels, *spatial)``.
 
-    Inputs and outputs are lists of variable names stacked along the channel axis. The file is
+    Inputs and outputs are lists of variable selectors stacked along the channel axis: a name
+    (``"a"``), one time step of a time series (``"w[-1]"``) or a range of steps as channels
+    (``"w[0:10]"``); see :func:`parse_selector`. The file is
     opened lazily, once per process (so each DataLoader worker has its own h5py handle), unless
     ``in_memory`` loads the selected variables up front, which is faster for small sets.
 
@@ -26,7 +92,7 @@ class H5Dataset(Dataset):
     path
         The HDF5 file.
     inputs, outputs
-        Variable names for the model input and target.
+        Variable selectors for the model input and target.
     indices
         A subset of sample indices (e.g. a validation split); all samples by default.
     in_memory
@@ -43,18 +109,31 @@ class H5Dataset(Dataset):
     ) -> None:
         self.path = Path(path)
         self.inputs, self.outputs = list(inputs), list(outputs)
+        parsed = {spec: parse_selector(spec) for spec in self.inputs + self.outputs}
         with open_h5(self.path) as f:
-            check_variables(f, self.inputs + self.outputs, self.path)
-            shapes = {n: f[n].shape for n in self.inputs + self.outputs}
+            check_variables(f, sorted({name for name, _ in parsed.values()}), self.path)
+            shapes = {spec: f[name].shape for spec, (name, _) in parsed.items()}
+            timed = {spec: has_time_axis(f[name]) for spec, (name, _) in parsed.items()}
             try:
-                n_total = f[self.inputs[0]].shape[0]
+                n_total = shapes[self.inputs[0]][0]
                 if any(s[0] != n_total for s in shapes.values()):
                     raise DatasetError(f"{self.path}: variables disagree on the sample count")
                 self.indices = np.arange(n_total) if indices is None else np.asarray(indices)
-                spatial = {s[1:] for s in shapes.values()}
+                chans = {
+                    spec: selection_channels(
+                        shapes[spec], parsed[spec][1], spec, self.path, timed[spec]
+                    )
+                    for spec in parsed
+                }
+                spatial = {grid for _, grid in chans.values()}
                 if len(spatial) != 1:
-                    raise DatasetError(f"{self.path}: inputs and outputs live on different grids")
+                    raise DatasetError(
+                        f"{self.path}: inputs and outputs live on different grids "
+                        f"{sorted(spatial)}; select time steps with name[t] or name[a:b]"
+                    )
                 self.spatial_shape = spatial.pop()
+                self._n_in = sum(chans[s][0] for s in self.inputs)
+                self._n_out = sum(chans[s][0] for s in self.outputs)
                 self._cache = self._load(f) if in_memory else None
             except (OSError, RuntimeError) as err:  # h5py raises these on damaged data blocks
                 raise DatasetError(f"cannot read {self.path}: file damaged ({err})") from None
@@ -63,8 +142,8 @@ class H5Dataset(Dataset):
 
     def _load(self, f: h5py.File) -> tuple[torch.Tensor, torch.Tensor]:
         def stack(names: list[str]) -> torch.Tensor:
-            arrays = [np.asarray(f[n][...], dtype=np.float32)[self.indices] for n in names]
-            return torch.from_numpy(np.stack(arrays, axis=1))
+            arrays = [read_selection(f, n, self.indices) for n in names]
+            return torch.from_numpy(np.concatenate(arrays, axis=1))
 
         return stack(self.inputs), stack(self.outputs)
 
@@ -83,19 +162,19 @@ class H5Dataset(Dataset):
         f, j = self._handle(), int(self.indices[i])
 
         def stack(names: list[str]) -> torch.Tensor:
-            return torch.from_numpy(np.stack([np.asarray(f[n][j], np.float32) for n in names]))
+            return torch.from_numpy(np.concatenate([read_selection(f, n, j) for n in names]))
 
         return stack(self.inputs), stack(self.outputs)
 
     @property
     def in_channels(self) -> int:
         """Number of input channels."""
-        return len(self.inputs)
+        return self._n_in
 
     @property
     def out_channels(self) -> int:
         """Number of output channels."""
-        return len(self.outputs)
+        return self._n_out
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()

@@ -73,3 +73,69 @@ def test_datamodule_split_and_channels(darcy_file):
     n_in, n_out = dm.fit_normalizers()
     a = np.stack([dm.train_set[i][0].numpy() for i in range(15)])
     assert abs(float(n_in.mean) - a.mean()) < 1e-5
+
+
+@pytest.fixture(scope="module")
+def series_file(tmp_path_factory):
+    from pdeml.solvers.problems import make_problem
+
+    problem = make_problem(
+        "navier_stokes", resolution=16, final_time=0.4, n_snapshots=4, n_terms=4, dt=0.01
+    )
+    path = tmp_path_factory.mktemp("ns") / "train.h5"
+    return generate_split(problem, path, 3, seed=0, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("w", ("w", None)),
+        ("w[3]", ("w", 3)),
+        ("w[-1]", ("w", -1)),
+        ("w[0:10]", ("w", slice(0, 10))),
+        ("w[2:]", ("w", slice(2, None))),
+        ("w[:-1]", ("w", slice(None, -1))),
+    ],
+)
+def test_parse_selector(spec, expected):
+    from pdeml.datasets.reader import parse_selector
+
+    assert parse_selector(spec) == expected
+
+
+@pytest.mark.parametrize("bad", ["w[]", "w[a]", "w[1:2:3]", "3w", "w[1"])
+def test_bad_selectors_are_rejected(bad):
+    from pdeml.datasets.reader import parse_selector
+
+    with pytest.raises(DatasetError, match="bad variable selector"):
+        parse_selector(bad)
+
+
+def test_time_selectors_pick_the_stored_steps(series_file):
+    import h5py
+
+    with h5py.File(series_file) as f:
+        w0, w = f["w0"][...], f["w"][...]
+    for in_memory in (False, True):
+        ds = H5Dataset(series_file, ["w0", "w[0:2]"], ["w[-1]"], in_memory=in_memory)
+        assert (ds.in_channels, ds.out_channels, ds.spatial_shape) == (3, 1, (16, 16))
+        x, y = ds[1]
+        np.testing.assert_array_equal(x[0].numpy(), w0[1])
+        np.testing.assert_array_equal(x[1:].numpy(), w[1, 0:2])
+        np.testing.assert_array_equal(y[0].numpy(), w[1, 3])
+
+
+def test_time_selector_errors(series_file):
+    with pytest.raises(DatasetError, match="different grids"):
+        H5Dataset(series_file, ["w0"], ["w"])
+    with pytest.raises(DatasetError, match="out of range"):
+        H5Dataset(series_file, ["w0"], ["w[4]"])
+    with pytest.raises(DatasetError, match="selects no time step"):
+        H5Dataset(series_file, ["w0"], ["w[3:3]"])
+    with pytest.raises(DatasetError, match="no time axis"):
+        H5Dataset(series_file, ["w0[0]"], ["w[0]"])
+
+
+def test_datamodule_counts_time_channels(series_file):
+    dm = PDEDataModule(series_file, inputs=["w[0:2]"], outputs=["w[2:4]"], val_fraction=0.0)
+    assert (dm.in_channels, dm.out_channels) == (2, 2)
