@@ -103,7 +103,7 @@ def create_layout(
         out[name] = f.create_variable(
             name,
             (SAMPLE_DIM, *var.dims),
-            "f4" if var.dims else "f8",
+            var.dtype or ("f4" if var.dims else "f8"),
             chunks=(1, *sizes) if var.dims else None,
         )
         out[name].attrs["units"] = var.units

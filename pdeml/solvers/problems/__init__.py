@@ -2,6 +2,10 @@
 
 from pdeml.solvers.problems.base import Problem, Variable, make_problem
 from pdeml.solvers.problems.burgers import Burgers as Burgers
+from pdeml.solvers.problems.cfdbench import Cavity as Cavity
+from pdeml.solvers.problems.cfdbench import Channel as Channel
+from pdeml.solvers.problems.cfdbench import Cylinder as Cylinder
+from pdeml.solvers.problems.cfdbench import Step as Step
 from pdeml.solvers.problems.darcy import DarcyFlow
 from pdeml.solvers.problems.heat import SteadyHeat as SteadyHeat
 from pdeml.solvers.problems.helmholtz import Helmholtz as Helmholtz

@@ -15,6 +15,7 @@ class Variable:
     dims: tuple[str, ...]
     units: str = "1"
     description: str = ""
+    dtype: str = ""  # HDF5 type; "" means float32 for fields, float64 for per-sample scalars
 
 
 class Problem:

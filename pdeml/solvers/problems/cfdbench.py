@@ -1,0 +1,392 @@
+"""CFDBench-style incompressible flows: cavity, channel, step and cylinder.
+
+Each problem draws one *case* per sample (a point in its parameter space), runs the staggered-grid
+projection solver (:mod:`pdeml.solvers.projection`) from rest and stores the time series of
+``u``, ``v`` and ``p`` at cell centres resampled to ``resolution x resolution``, the fluid
+``mask`` and the case parameters. As in CFDBench (Luo et al., 2023) the parameters form three
+groups that a ``sweep`` varies while the others stay at their defaults:
+
+- ``bc``: the driving velocity (lid or inflow);
+- ``prop``: the fluid's density and dynamic viscosity;
+- ``geo``: the domain and obstacle sizes;
+
+``sweep="all"`` varies all of them. Every sample is a whole case, so the train / val / test
+files hold disjoint cases (CFDBench's case-level split; 8:1:1 with ``--n-train 80 --n-val 10
+--n-test 10``). The ranges keep the Reynolds number where 64-128 cells resolve the flow
+(cavity 25-800, channel 10-200, step 25-400, cylinder 30-300 at the extremes; default 100).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pdeml.solvers.problems.base import Problem, Variable
+from pdeml.solvers.projection import PRESSURE_METHODS, Boundary, ProjectionSolver
+from pdeml.solvers.spectral import positive_int, positive_numbers, time_grid
+
+SWEEPS = ("bc", "prop", "geo", "all")
+PECLET_CENTRAL = 12.0
+
+
+class FlowProblem(Problem):
+    """Base of the CFDBench-style problems (not registered itself).
+
+    Parameters
+    ----------
+    resolution
+        Stored grid (``resolution x resolution`` cell centres of the domain, whatever its shape).
+    sweep
+        Which parameter group varies between cases: ``"bc"``, ``"prop"``, ``"geo"`` or ``"all"``.
+    final_time, n_snapshots
+        Snapshots at ``final_time * k / n_snapshots``, ``k = 1..n_snapshots`` (the flow starts at
+        rest at ``t = 0``, which is not stored).
+    cells
+        Solver cells across the reference length (the domain height; the cavity width); the
+        other direction gets square cells, except in the cavity, which is ``cells x cells``.
+    cfl
+        Advective Courant number of the time step, on the case's velocity scale.
+    upwind
+        Donor-cell share of advection; ``None`` picks ``max(0, 1 - 12 / Pe)`` from the cell
+        Peclet number ``Pe = U h / nu``: second-order central (0) up to ``Pe = 12``, which
+        covers every default case (donor cell costs accuracy: with 0.4 the cylinder's
+        Strouhal number drops from 0.299 to 0.265), blending in donor cell above it, where
+        central differences go unstable.
+    pressure_solver
+        ``"lu"`` (factorization reuse), ``"spsolve"``, ``"gcrodr"`` or ``"gmres"``.
+    **ranges
+        Overrides of a parameter's ``(low, high)`` range, e.g. ``velocity=(0.5, 1.0)``.
+    """
+
+    # name -> (default, low, high, group); subclasses fill it
+    PARAMS: ClassVar[dict[str, tuple[float, float, float, str]]] = {}
+    DEFAULT_CELLS: ClassVar[int] = 32
+    DEFAULT_FINAL_TIME: ClassVar[float] = 5.0
+    input_vars = ("u[0]", "v[0]", "mask")
+    output_vars = ("u[-1]", "v[-1]")
+
+    def __init__(
+        self,
+        resolution: int = 64,
+        sweep: str = "all",
+        final_time: float | None = None,
+        n_snapshots: int = 10,
+        cells: int | None = None,
+        cfl: float = 0.3,
+        upwind: float | None = None,
+        pressure_solver: str = "lu",
+        **ranges: Any,
+    ) -> None:
+        p = self.name
+        if sweep not in SWEEPS:
+            raise ValueError(f"unknown {p} sweep '{sweep}'; use one of {', '.join(SWEEPS)}")
+        if pressure_solver not in PRESSURE_METHODS:
+            raise ValueError(f"unknown {p} pressure_solver '{pressure_solver}'; use one of "
+                             f"{', '.join(PRESSURE_METHODS)}")
+        self.sweep, self.pressure_solver = sweep, pressure_solver
+        self.resolution = positive_int(resolution, "resolution", p, minimum=4)
+        self.n_snapshots = positive_int(n_snapshots, "n_snapshots", p)
+        self.cells = positive_int(self.DEFAULT_CELLS if cells is None else cells, "cells", p,
+                                  minimum=8)
+        final = self.DEFAULT_FINAL_TIME if final_time is None else final_time
+        numbers = positive_numbers(p, final_time=final, cfl=cfl)
+        self.final_time, self.cfl = numbers["final_time"], numbers["cfl"]
+        if self.cfl > 0.5:
+            raise ValueError(f"{p} cfl must be at most 0.5 (AB2 with central advection), "
+                             f"got {self.cfl}")
+        self.upwind = None if upwind is None else float(upwind)
+        if self.upwind is not None and not 0.0 <= self.upwind <= 1.0:
+            raise ValueError(f"{p} upwind must be in [0, 1], got {upwind}")
+        self.ranges = self._check_ranges(ranges)
+
+    def _check_ranges(self, ranges: dict[str, Any]) -> dict[str, tuple[float, float]]:
+        p = self.name
+        unknown = sorted(set(ranges) - set(self.PARAMS))
+        if unknown:
+            raise ValueError(f"unknown {p} option(s) {', '.join(unknown)}; parameters are "
+                             f"{', '.join(self.PARAMS)}")
+        out = {}
+        for key, (_, lo, hi, _) in self.PARAMS.items():
+            value = ranges.get(key, (lo, hi))
+            if isinstance(value, int | float):
+                value = (value, value)
+            try:
+                lo, hi = positive_numbers(p, **{f"{key}_low": value[0],
+                                                f"{key}_high": value[1]}).values()
+            except (TypeError, IndexError):
+                raise ValueError(f"{p} {key} must be a number or [low, high], "
+                                 f"got {value!r}") from None
+            if lo > hi:
+                raise ValueError(f"{p} {key} range is empty: [{lo}, {hi}]")
+            out[key] = (lo, hi)
+        return out
+
+    # --------------------------------------------------------------- the contract
+    def variables(self) -> dict[str, Variable]:
+        fields = {
+            "u": Variable(("time", "y", "x"), "m/s", "x velocity at cell centres"),
+            "v": Variable(("time", "y", "x"), "m/s", "y velocity at cell centres"),
+            "p": Variable(("time", "y", "x"), "Pa", "pressure (outflow at 0; cavity mean 0)"),
+            "mask": Variable(("y", "x"), "1", "1 in fluid, 0 in solid cells", "i1"),
+        }
+        params = {k: Variable((), _UNITS.get(k, "m"), f"case parameter {k}")
+                  for k in self.PARAMS}
+        extra = {
+            "reynolds": Variable((), "1", "Reynolds number of the case"),
+            "n_steps": Variable((), "1", "time steps taken"),
+            "max_divergence": Variable((), "1/s", "max |div u| over fluid cells at the end"),
+        }
+        return fields | params | extra
+
+    def coords(self) -> dict[str, np.ndarray]:
+        x = (np.arange(self.resolution) + 0.5) / self.resolution
+        times = self.final_time * np.arange(1, self.n_snapshots + 1) / self.n_snapshots
+        return {"time": times, "y": x.copy(), "x": x}
+
+    def attrs(self) -> dict[str, Any]:
+        return {
+            "resolution": self.resolution, "sweep": self.sweep, "final_time": self.final_time,
+            "n_snapshots": self.n_snapshots, "cells": self.cells, "cfl": self.cfl,
+            "upwind": "auto" if self.upwind is None else self.upwind,
+            "pressure_solver": self.pressure_solver,
+            "ranges": {k: list(v) for k, v in self.ranges.items()},
+            "coordinates": "x, y are fractions of the case's domain length and height",
+            "method": "MAC staggered grid, projection, AB2, central/donor-cell advection",
+            "solver": f"projection; pressure Poisson: {self.pressure_solver}",
+        }
+
+    def draw(self, rng: np.random.Generator) -> dict[str, float]:
+        """Case parameters: the swept group uniform in its ranges (viscosity log-uniform)."""
+        out = {}
+        for key, (default, _, _, group) in self.PARAMS.items():
+            lo, hi = self.ranges[key]
+            u = rng.random()  # always drawn, so every sweep sees the same stream of numbers
+            if self.sweep not in (group, "all"):
+                out[key] = min(max(default, lo), hi)
+            elif key == "viscosity":
+                out[key] = float(np.exp(np.log(lo) + u * (np.log(hi) - np.log(lo))))
+            else:
+                out[key] = float(lo + u * (hi - lo))
+        return out
+
+    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        params = self.draw(rng)
+        solver = self.build_solver(params)
+        frames = self.run(solver, params)
+        mask = _resample_mask(solver.fluid, self.resolution)
+        # interpolation bleeds fluid values into solid cells: the stored fields obey the mask
+        out = {k: (np.stack([f[k] for f in frames]) * mask).astype(np.float32)
+               for k in ("u", "v", "p")}
+        out["mask"] = mask
+        out |= {k: np.float32(v) for k, v in params.items()}
+        out["reynolds"] = np.float32(self.reynolds(params))
+        out["n_steps"] = np.float32(solver.n_steps)
+        out["max_divergence"] = np.float32(np.abs(solver.divergence()).max())
+        return out
+
+    # ------------------------------------------------------------ case building
+    def geometry(self, params: dict[str, float]) -> dict[str, Any]:
+        """``nx, ny, lx, ly, boundaries, solid`` of a case; subclasses define it."""
+        raise NotImplementedError
+
+    def velocity_scale(self, params: dict[str, float]) -> float:
+        """The largest velocity expected (sets the time step)."""
+        return 2.0 * params["velocity"]
+
+    def reynolds(self, params: dict[str, float]) -> float:
+        raise NotImplementedError
+
+    def build_solver(self, params: dict[str, float], **overrides: Any) -> ProjectionSolver:
+        """The projection solver of one case, time step set for stability."""
+        geo = self.geometry(params)
+        nu = params["viscosity"] / params["density"]
+        solver = ProjectionSolver(viscosity=nu, pressure_solver=self.pressure_solver, **geo)
+        h = min(solver.dx, solver.dy)
+        scale = self.velocity_scale(params)
+        if self.upwind is None:
+            peclet = params["velocity"] * h / nu
+            solver.upwind = max(0.0, 1.0 - PECLET_CENTRAL / peclet)
+        else:
+            solver.upwind = self.upwind
+        solver.dt = solver.stable_dt(velocity_scale=scale, cfl=self.cfl)
+        for key, value in overrides.items():
+            setattr(solver, key, value)
+        return solver
+
+    def run(self, solver: ProjectionSolver, params: dict[str, float]) -> list[dict[str, Any]]:
+        """March to each snapshot and resample the fields onto the stored grid."""
+        _, steps, dt = time_grid(self.final_time, self.n_snapshots, solver.dt)
+        solver.dt = dt
+        frames = []
+        for _ in range(self.n_snapshots):
+            for _ in range(steps):
+                solver.step()
+            uc, vc = solver.cell_velocity()
+            frames.append({
+                "u": _resample(uc, self.resolution),
+                "v": _resample(vc, self.resolution),
+                "p": _resample(params["density"] * solver.p, self.resolution),
+            })
+        return frames
+
+
+_UNITS = {"velocity": "m/s", "density": "kg/m^3", "viscosity": "Pa s"}
+
+
+def _resample(field: np.ndarray, n: int) -> np.ndarray:
+    """Linear interpolation of a cell-centred field onto ``n x n`` cell centres of the box."""
+    ny, nx = field.shape
+    if (ny, nx) == (n, n):
+        return field.copy()
+    target = (np.arange(n) + 0.5) / n
+    xs, ys = (np.arange(nx) + 0.5) / nx, (np.arange(ny) + 0.5) / ny
+    rows = np.stack([np.interp(target, xs, row) for row in field])
+    return np.stack([np.interp(target, ys, col) for col in rows.T], axis=1)
+
+
+def _resample_mask(fluid: np.ndarray, n: int) -> np.ndarray:
+    """Nearest-cell fluid mask on ``n x n`` cell centres."""
+    ny, nx = fluid.shape
+    j = np.minimum(((np.arange(n) + 0.5) / n * ny).astype(int), ny - 1)
+    i = np.minimum(((np.arange(n) + 0.5) / n * nx).astype(int), nx - 1)
+    return fluid[np.ix_(j, i)].astype(np.int8)
+
+
+def _box_cells(lx: float, ly: float, cells: int) -> tuple[int, int]:
+    """Square cells: ``cells`` across the height, as many along x as the length needs."""
+    return max(int(round(lx / ly * cells)), 4), cells
+
+
+def _centres(nx: int, ny: int, lx: float, ly: float) -> tuple[np.ndarray, np.ndarray]:
+    return np.meshgrid((np.arange(nx) + 0.5) * lx / nx, (np.arange(ny) + 0.5) * ly / ny)
+
+
+class Cavity(FlowProblem):
+    """Lid-driven cavity: walls all round, the top one sliding at ``velocity``."""
+
+    name = "cavity"
+    order = 2
+    PARAMS = {
+        "velocity": (1.0, 0.5, 2.0, "bc"),
+        "density": (1.0, 0.5, 2.0, "prop"),
+        "viscosity": (0.01, 0.005, 0.02, "prop"),
+        "width": (1.0, 0.5, 1.5, "geo"),
+        "height": (1.0, 0.5, 1.5, "geo"),
+    }
+    DEFAULT_CELLS = 64
+    DEFAULT_FINAL_TIME = 10.0
+
+    def geometry(self, params: dict[str, float]) -> dict[str, Any]:
+        return {"nx": self.cells, "ny": self.cells, "lx": params["width"],
+                "ly": params["height"], "boundaries": {"top": Boundary("wall",
+                                                                        params["velocity"])}}
+
+    def velocity_scale(self, params: dict[str, float]) -> float:
+        return params["velocity"]
+
+    def reynolds(self, params: dict[str, float]) -> float:
+        return params["density"] * params["velocity"] * params["width"] / params["viscosity"]
+
+
+class Channel(FlowProblem):
+    """Channel (CFDBench's tube): uniform inflow on the left, outflow right, walls above/below.
+
+    The flow develops towards the Poiseuille profile ``u = 6 U y (H - y) / H^2``.
+    """
+
+    name = "channel"
+    order = 2
+    PARAMS = {
+        "velocity": (1.0, 0.5, 2.0, "bc"),
+        "density": (1.0, 0.5, 2.0, "prop"),
+        "viscosity": (0.01, 0.005, 0.05, "prop"),
+        "length": (2.0, 1.5, 3.0, "geo"),
+        "height": (1.0, 0.5, 1.0, "geo"),
+    }
+    DEFAULT_FINAL_TIME = 5.0
+
+    def geometry(self, params: dict[str, float]) -> dict[str, Any]:
+        lx, ly = params["length"], params["height"]
+        nx, ny = _box_cells(lx, ly, self.cells)
+        return {"nx": nx, "ny": ny, "lx": lx, "ly": ly,
+                "boundaries": {"left": Boundary("inflow", params["velocity"]),
+                               "right": Boundary("outflow")}}
+
+    def velocity_scale(self, params: dict[str, float]) -> float:
+        return 1.5 * params["velocity"]
+
+    def reynolds(self, params: dict[str, float]) -> float:
+        return params["density"] * params["velocity"] * params["height"] / params["viscosity"]
+
+
+class Step(FlowProblem):
+    """Channel flow over a rectangular block on the floor (a single-phase stand-in for
+    CFDBench's dam case): uniform inflow, block of ``block_height`` x ``block_width`` at
+    ``x = 0.25 * length``."""
+
+    name = "step"
+    order = 2
+    PARAMS = {
+        "velocity": (1.0, 0.5, 2.0, "bc"),
+        "density": (1.0, 0.5, 2.0, "prop"),
+        "viscosity": (0.01, 0.005, 0.02, "prop"),
+        "block_height": (0.3, 0.15, 0.5, "geo"),
+        "block_width": (0.2, 0.1, 0.4, "geo"),
+    }
+    LENGTH, HEIGHT = 3.0, 1.0
+
+    def geometry(self, params: dict[str, float]) -> dict[str, Any]:
+        nx, ny = _box_cells(self.LENGTH, self.HEIGHT, self.cells)
+        X, Y = _centres(nx, ny, self.LENGTH, self.HEIGHT)
+        x0 = 0.25 * self.LENGTH
+        solid = (X >= x0) & (X <= x0 + params["block_width"]) & (Y <= params["block_height"])
+        return {"nx": nx, "ny": ny, "lx": self.LENGTH, "ly": self.HEIGHT, "solid": solid,
+                "boundaries": {"left": Boundary("inflow", params["velocity"]),
+                               "right": Boundary("outflow")}}
+
+    def velocity_scale(self, params: dict[str, float]) -> float:
+        return 2.0 * params["velocity"] * self.HEIGHT / (self.HEIGHT - params["block_height"])
+
+    def reynolds(self, params: dict[str, float]) -> float:
+        return params["density"] * params["velocity"] * self.HEIGHT / params["viscosity"]
+
+
+class Cylinder(FlowProblem):
+    """Flow past a circular cylinder in a channel (the Schafer-Turek 2D-2 geometry by default:
+    2.2 x 0.41, cylinder of diameter 0.1 at (0.2, 0.2), parabolic inflow of mean
+    ``velocity``; Re = 100 at the defaults, where the wake sheds vortices at St ~ 0.30)."""
+
+    name = "cylinder"
+    order = 2
+    PARAMS = {
+        "velocity": (1.0, 0.5, 1.5, "bc"),
+        "density": (1.0, 0.5, 2.0, "prop"),
+        "viscosity": (0.001, 0.0007, 0.003, "prop"),
+        "diameter": (0.1, 0.06, 0.14, "geo"),
+        "center_y": (0.2, 0.15, 0.26, "geo"),
+    }
+    DEFAULT_CELLS = 41
+    DEFAULT_FINAL_TIME = 4.0
+    LENGTH, HEIGHT, CENTER_X = 2.2, 0.41, 0.2
+
+    def geometry(self, params: dict[str, float]) -> dict[str, Any]:
+        nx, ny = _box_cells(self.LENGTH, self.HEIGHT, self.cells)
+        X, Y = _centres(nx, ny, self.LENGTH, self.HEIGHT)
+        r = params["diameter"] / 2
+        solid = (X - self.CENTER_X) ** 2 + (Y - params["center_y"]) ** 2 < r**2
+        H, mean = self.HEIGHT, params["velocity"]
+
+        def inflow(y: np.ndarray) -> np.ndarray:
+            return 6.0 * mean * y * (H - y) / H**2
+
+        return {"nx": nx, "ny": ny, "lx": self.LENGTH, "ly": H, "solid": solid,
+                "boundaries": {"left": Boundary("inflow", inflow),
+                               "right": Boundary("outflow")}}
+
+    def velocity_scale(self, params: dict[str, float]) -> float:
+        return 2.5 * params["velocity"]
+
+    def reynolds(self, params: dict[str, float]) -> float:
+        return (params["density"] * params["velocity"] * params["diameter"]
+                / params["viscosity"])
