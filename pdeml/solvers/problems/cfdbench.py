@@ -12,8 +12,20 @@ groups that a ``sweep`` varies while the others stay at their defaults:
 
 ``sweep="all"`` varies all of them. Every sample is a whole case, so the train / val / test
 files hold disjoint cases (CFDBench's case-level split; 8:1:1 with ``--n-train 80 --n-val 10
---n-test 10``). The ranges keep the Reynolds number where 64-128 cells resolve the flow
-(cavity 25-800, channel 10-200, step 25-400, cylinder 30-300 at the extremes; default 100).
+--n-test 10``). The default case has Re = 100 (the step's is defined on the channel height).
+Reynolds ranges of the sweeps (from the corners of the parameter box):
+
+=========  =======  ========  =======  ========
+case       bc       prop      geo      all
+=========  =======  ========  =======  ========
+cavity     50-200   25-400    50-150   6-1200
+channel    50-200   10-400    50-100   2-800
+step       50-200   25-400    100      12-800
+cylinder   50-150   17-286    60-140   5-600
+=========  =======  ========  =======  ========
+
+Above a cell Peclet number of 12 (only ``all``'s corners and the top of ``prop``) the advection
+blends in donor cell for stability, at a cost in accuracy.
 """
 
 from __future__ import annotations
