@@ -60,16 +60,70 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     return train(compose(args.config, args.set), args.out, resume=args.resume)
 
 
+def _cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
+    from pdeml.trainers.finetune import finetune_run
+
+    ints = [] if args.modes == "all" else [int(m) for m in args.modes.split(",")]
+    modes = "all" if not ints else ints[0] if len(ints) == 1 else ints
+    options = {k: v for k, v in vars(args).items() if v is not None and k in (
+        "lr", "epochs", "batch_size", "patience", "max_time", "seed", "loss")}
+    if args.residual_norm is not None:
+        if args.mode != "residual" or args.loss:
+            raise ValueError("--residual-norm goes with --mode residual and no --loss")
+        options["loss"] = {"name": "sobolev", "s": args.residual_norm, "relative": False}
+    result = finetune_run(args.run, args.out, mode=args.mode, n_modes=modes,
+                          residual_inputs=args.residual_inputs, **options)
+    brief = {k: v for k, v in result.items() if k not in ("history", "test_before", "test_after")}
+    for key in ("test_before", "test_after"):  # the full metrics are in <out>/metrics.json
+        brief[f"{key}_rel_l2"] = result[key]["rel_l2"] if result.get(key) else None
+    return brief
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    if args.suite:
+        return _run_suite(args)
+    if not args.run:
+        raise ValueError("name a run folder (pdeml evaluate RUN) or a suite (--suite cfd)")
     from pdeml.evaluate import evaluate_run
 
     return evaluate_run(args.run, data=args.data, out=args.out, n_plots=args.n_plots)
 
 
+def _run_suite(args: argparse.Namespace) -> dict[str, Any]:
+    from pdeml.config import apply_override
+    from pdeml.suite import CASES, SWEEPS, run_cfd_suite
+
+    if args.run or args.data:
+        raise ValueError("--suite trains its own runs; drop the run folder and --data")
+    kwargs: dict[str, Any] = {}
+    for assignment in args.set:
+        kwargs = apply_override(kwargs, assignment)
+    result = run_cfd_suite(
+        args.out or "runs/cfd_suite", cases=_names(args.cases, CASES),
+        sweeps=_names(args.sweeps, SWEEPS), operators=_names(args.operators, ("FNO",)),
+        size="full" if args.full else "quick", epochs=args.epochs, model_kwargs=kwargs,
+        data_dir=args.data_dir, seed=args.seed, baseline=not args.no_baseline,
+        overwrite=args.overwrite, progress=args.progress)
+    return {k: v for k, v in result.items() if k != "rows"}
+
+
+def _names(text: str | None, default: Sequence[str]) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else list(default)
+
+
+def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
+    from pdeml.datasets.importers import import_dataset
+
+    options = {"inputs": args.inputs, "outputs": args.outputs, "n_samples": args.limit,
+               "names": _names(args.names, ()) or None}
+    return {"output": str(import_dataset(args.format, args.src, args.out, **options))}
+
+
 def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.export import export_run
 
-    return export_run(args.run, args.out)
+    return export_run(args.run, args.out,
+                      dynamic_resolution=False if args.fixed_resolution else None)
 
 
 def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
@@ -84,6 +138,12 @@ def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.demo import run_demo
 
     return run_demo(args.out, epochs=args.epochs, n_train=args.n_train)
+
+
+def _modes_arg(text: str) -> str:
+    if text != "all" and not all(p.strip().isdigit() for p in text.split(",")):
+        raise argparse.ArgumentTypeError(f"'{text}' is not 'all' or comma-separated integers")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,20 +174,66 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last")
     t.set_defaults(func=_cmd_train)
 
-    e = sub.add_parser("evaluate", help="metrics and figures of a trained run")
-    e.add_argument("run", help="run folder or checkpoint")
+    f = sub.add_parser("finetune", help="spectral fine-tuning of a trained run's last layer")
+    f.add_argument("run", help="run folder or checkpoint")
+    f.add_argument("--out", required=True, help="new run folder")
+    f.add_argument("--mode", choices=("data", "residual"), default="data",
+                   help="fit the labels, or the PDE residual in H^-1 (no labels)")
+    f.add_argument("--modes", default="all", type=_modes_arg,
+                   help="'all' or the refined layer's n_modes, e.g. 32 or 32,32")
+    f.add_argument("--loss", help="data-mode loss, e.g. l2 or h1 (default l2)")
+    f.add_argument("--residual-norm", type=float,
+                   help="residual mode: Sobolev order of the residual norm (default -1)")
+    f.add_argument("--residual-inputs", choices=("train", "test", "train+test"),
+                   default="train", help="residual mode: whose inputs (labels unused)")
+    f.add_argument("--lr", type=float)
+    f.add_argument("--epochs", type=int)
+    f.add_argument("--batch-size", type=int)
+    f.add_argument("--patience", type=int, help="epochs without validation gain before stop")
+    f.add_argument("--max-time", type=float, help="wall-clock limit in seconds")
+    f.add_argument("--seed", type=int)
+    f.set_defaults(func=_cmd_finetune)
+
+    e = sub.add_parser("evaluate", help="metrics and figures of a trained run, or a suite")
+    e.add_argument("run", nargs="?", help="run folder or checkpoint")
     e.add_argument("--data", help="test HDF5 file (default: the run's data.test)")
-    e.add_argument("--out", help="output folder (default: <run>/eval)")
+    e.add_argument("--out", help="output folder (default: <run>/eval; runs/cfd_suite)")
     e.add_argument("--n-plots", type=int, default=4)
+    e.add_argument("--suite", choices=("cfd",), help="train and evaluate a benchmark suite")
+    e.add_argument("--cases", help="suite cases, e.g. cavity,step (default: all four)")
+    e.add_argument("--sweeps", help="suite sweeps, e.g. bc,prop (default: bc,prop,geo)")
+    e.add_argument("--operators", help="suite operators, e.g. FNO,TFNO (default: FNO)")
+    e.add_argument("--full", action="store_true",
+                   help="CFDBench size (64x64, 80/10/10 cases, 100 epochs) instead of quick")
+    e.add_argument("--epochs", type=int, help="suite training epochs")
+    e.add_argument("--set", action="append", default=[], metavar="OPERATOR.KEY=VALUE",
+                   help="suite operator argument, e.g. FNO.n_modes=[16,16] (repeatable)")
+    e.add_argument("--data-dir", help="suite data folder (default: <out>/data)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--no-baseline", action="store_true", help="skip the persistence baseline")
+    e.add_argument("--overwrite", action="store_true", help="retrain finished suite runs")
+    e.add_argument("--progress", action="store_true", help="show suite progress bars")
     e.set_defaults(func=_cmd_evaluate)
 
-    x = sub.add_parser("export", help="export a run to torch.export .pt2 + model card")
+    m = sub.add_parser("import", help="convert an outside dataset into a pdeml HDF5 file")
+    m.add_argument("format", choices=("fno-mat", "pdebench", "neuraloperator", "cfdbench"))
+    m.add_argument("src", help="source file (or CFDBench folder)")
+    m.add_argument("--out", required=True, help="target .h5 file")
+    m.add_argument("--inputs", nargs="+", help="declared input selectors, e.g. a or u[0]")
+    m.add_argument("--outputs", nargs="+", help="declared output selectors, e.g. u[-1]")
+    m.add_argument("--names", help="pdebench: names of the data channels, e.g. u,v")
+    m.add_argument("--limit", type=int, help="import only the first N samples")
+    m.set_defaults(func=_cmd_import)
+
+    x = sub.add_parser("export", help="export a run to .pt2 (torch.export) or .onnx + model card")
     x.add_argument("run", help="run folder or checkpoint")
-    x.add_argument("--out", required=True, help="target .pt2 file")
+    x.add_argument("--out", required=True, help="target .pt2 or .onnx file")
+    x.add_argument("--fixed-resolution", action="store_true",
+                   help="export for the training grid only (default: dynamic when possible)")
     x.set_defaults(func=_cmd_export)
 
     r = sub.add_parser("predict", help="run an exported surrogate on .npy or HDF5 input")
-    r.add_argument("model", help="exported .pt2 file")
+    r.add_argument("model", help="exported .pt2 or .onnx file")
     r.add_argument("input", help=".npy (N, C, *grid) or a pdeml HDF5 file")
     r.add_argument("--out", required=True, help="output .npy")
     r.add_argument("--batch-size", type=int, default=32)

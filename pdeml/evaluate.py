@@ -1,4 +1,9 @@
-"""Metrics over whole test sets, sample figures, and evaluation of a trained run."""
+"""Metrics over whole test sets, sample figures, and evaluation of a trained run.
+
+The metric definitions live in :mod:`pdeml.metrics` (:class:`MetricAccumulator`, re-exported
+here), figures and tables in :mod:`pdeml.report`, the CFD benchmark suite in
+:mod:`pdeml.suite` and rollouts in :mod:`pdeml.trainers.rollout`.
+"""
 
 from __future__ import annotations
 
@@ -18,47 +23,24 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from pdeml.config import load_yaml  # noqa: E402
 from pdeml.datasets.reader import H5Dataset  # noqa: E402
 from pdeml.datasets.schema import DatasetError  # noqa: E402
+from pdeml.metrics import MetricAccumulator  # noqa: E402
 from pdeml.trainers.module import OperatorModule, Surrogate  # noqa: E402
-
-
-class MetricAccumulator:
-    """Relative L2 and MSE accumulated in float64 over any number of batches."""
-
-    def __init__(self) -> None:
-        self.rel_l2: list[np.ndarray] = []
-        self.sq_err, self.count = 0.0, 0
-
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add one batch of ``(batch, channels, *spatial)`` predictions and targets."""
-        p, t = pred.detach().double().flatten(1), target.detach().double().flatten(1)
-        err = torch.linalg.vector_norm(p - t, dim=1)
-        ref = torch.linalg.vector_norm(t, dim=1).clamp_min(1e-300)
-        self.rel_l2.append((err / ref).cpu().numpy())
-        self.sq_err += float(((p - t) ** 2).sum())
-        self.count += p.numel()
-
-    def compute(self) -> dict[str, float]:
-        """The metrics as plain floats."""
-        if not self.rel_l2:
-            raise ValueError("no samples were evaluated")
-        rel = np.concatenate(self.rel_l2)
-        mse = self.sq_err / self.count
-        return {
-            "n_samples": int(rel.size),
-            "rel_l2": float(rel.mean()),
-            "rel_l2_median": float(np.median(rel)),
-            "rel_l2_max": float(rel.max()),
-            "mse": mse,
-            "rmse": float(np.sqrt(mse)),
-        }
 
 
 @torch.no_grad()
 def evaluate_model(
-    model: Callable[[torch.Tensor], torch.Tensor], dataset: Dataset, batch_size: int = 32
-) -> dict[str, float]:
-    """Metrics of ``model`` over every sample of ``dataset`` (pairs ``(x, y)``)."""
-    acc = MetricAccumulator()
+    model: Callable[[torch.Tensor], torch.Tensor], dataset: Dataset, batch_size: int = 32,
+    names: list[str] | None = None,
+) -> dict[str, Any]:
+    """Metrics of ``model`` over every sample of ``dataset`` (pairs ``(x, y)``).
+
+    ``names`` label the output channels (by default the dataset's output selectors when
+    there is one per channel); see :meth:`MetricAccumulator.compute` for the keys.
+    """
+    outputs = getattr(dataset, "outputs", None)
+    if names is None and outputs and len(outputs) == getattr(dataset, "out_channels", -1):
+        names = list(outputs)
+    acc = MetricAccumulator(names)
     for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
         acc.update(model(x), y)
     return acc.compute()
@@ -122,11 +104,18 @@ def evaluate_run(
     data = data or data_cfg.get("test")
     if data is None:
         raise DatasetError("no test data: pass --data or train with data.test set")
+    out = Path(out) if out else Path(run if Path(run).is_dir() else Path(run).parent) / "eval"
+    if data_cfg.get("rollout"):
+        report = rollout_report(surrogate, data, data_cfg["rollout"], out,
+                                n_plots=min(n_plots, 1), batch_size=batch_size)
+        metrics = {"data": str(data), "one_step": report["one_step"],
+                   "rollout": report["rollout"]}
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        return {"metrics": metrics, "out": str(out)}
     inputs = data_cfg.get("inputs") or json.loads(_attr(data, "input_vars"))
     outputs = data_cfg.get("outputs") or json.loads(_attr(data, "output_vars"))
     dataset = H5Dataset(data, inputs, outputs)
     metrics = evaluate_model(surrogate, dataset, batch_size)
-    out = Path(out) if out else Path(run if Path(run).is_dir() else Path(run).parent) / "eval"
     out.mkdir(parents=True, exist_ok=True)
     metrics["data"] = str(data)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -138,6 +127,73 @@ def evaluate_run(
             pred = surrogate(x)
         plot_samples(x.numpy(), y.numpy(), pred.numpy(), out / "samples.png")
     return {"metrics": metrics, "out": str(out)}
+
+
+def _curve(metrics: dict[str, Any], key: str = "rel_l2") -> list[float]:
+    return metrics.get("per_step", {}).get(key, [metrics[key]])
+
+
+def rollout_report(
+    surrogate: Callable[[torch.Tensor], torch.Tensor], data: str | Path,
+    spec: dict[str, Any], out: str | Path, tag: str = "", title: str = "",
+    n_plots: int = 1, batch_size: int = 8, max_spectrum_samples: int = 32,
+) -> dict[str, Any]:
+    """One-step and rollout metrics of a one-step surrogate on a test file, with figures.
+
+    Parameters
+    ----------
+    surrogate
+        The model (physical units), input layout of :mod:`pdeml.datasets.timeseries`.
+    data
+        Test file with the trajectories.
+    spec
+        ``{"fields": [...], "static": [...], "history": h}`` as in training.
+    out
+        Folder of the figures (``<tag>fields.png``, ``<tag>spectrum.png``,
+        ``<tag>rollout.png``).
+    tag, title
+        File-name prefix and figure title.
+    n_plots
+        Draw the field panels (0 skips every figure).
+    batch_size
+        Trajectories per batch.
+    max_spectrum_samples
+        Trajectories whose final frames enter the energy spectra.
+
+    Returns
+    -------
+    dict
+        ``one_step`` (teacher-forced: every step predicted from true frames) and ``rollout``
+        (autoregressive from the first frame) metrics with ``per_step`` curves,
+        ``accumulators`` (the two :class:`MetricAccumulator`), and ``figures``.
+    """
+    from pdeml import report
+    from pdeml.datasets.timeseries import TrajectoryDataset
+    from pdeml.trainers.rollout import evaluate_rollout
+
+    ds = TrajectoryDataset(data, **spec)
+    keep = min(len(ds), max_spectrum_samples) if n_plots else 0
+    free = evaluate_rollout(surrogate, ds, batch_size=batch_size, keep=keep)
+    forced = evaluate_rollout(surrogate, ds, batch_size=batch_size, teacher_forcing=True)
+    result = {"one_step": forced["metrics"], "rollout": free["metrics"],
+              "accumulators": (forced["accumulator"], free["accumulator"]), "figures": []}
+    if not n_plots:
+        return result
+    out = Path(out)
+    pred, target = free["pred"][:, -1].numpy(), free["target"][:, -1].numpy()
+    title = title or Path(data).stem
+    curves = {"rollout": _curve(free["metrics"]), "one step (teacher forced)":
+              _curve(forced["metrics"])}
+    per_var = free["accumulator"].to_xarray()["rel_l2"]
+    curves |= {f"rollout {v}": per_var.sel(variable=v).values.tolist() for v in ds.fields}
+    result["figures"] = [
+        report.plot_fields(target[0], pred[0], ds.fields, out / f"{tag}fields.png",
+                           f"{title}: sample 0, rollout step {free['pred'].shape[1]}"),
+        report.plot_spectra(target, pred, out / f"{tag}spectrum.png",
+                            f"{title}: spectrum at the last step"),
+        report.plot_error_growth(curves, out / f"{tag}rollout.png", title=title),
+    ]
+    return result
 
 
 def _attr(path: str | Path, name: str) -> str:

@@ -1,9 +1,15 @@
-"""Export a trained surrogate (torch.export ``.pt2`` with a model card) and run it."""
+"""Export a trained surrogate (torch.export ``.pt2`` or ONNX, with a model card) and run it."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import io
 import json
+import logging
 import os
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +55,157 @@ def model_card(surrogate: torch.nn.Module, cfg: dict[str, Any], run: Path) -> di
     return card
 
 
-def export_run(run: str | Path, out: str | Path, batch: int = 2) -> dict[str, str]:
-    """Export a run's best surrogate to ``out`` (``.pt2``) and ``out`` with ``.json``.
+FORMATS = (".pt2", ".onnx")
 
-    The exported program contains normalization; the batch dimension is dynamic. The model
-    card is written beside it and embedded in the archive.
+
+def prepare_for_export(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` in eval mode whose spectral layers use the real DFT path.
+
+    The truncated DFT as matrix products is real arithmetic, traces with symbolic grid sizes
+    (so the export keeps a dynamic resolution) and maps onto ONNX MatMul; the FFT path would
+    need complex tensors, which ONNX Runtime cannot run.
+    """
+    module = copy.deepcopy(module).eval()
+    for layer in module.modules():
+        if getattr(layer, "transform", None) in ("auto", "fft") and hasattr(layer, "_use_fft"):
+            layer.transform = "dft"
+    return module
+
+
+def _dynamic_shapes(example: torch.Tensor, resolution: bool) -> dict[str, dict[int, Any]]:
+    """Dynamic batch; with ``resolution``, grids from the traced size up to 8192 per axis.
+
+    Coarser grids are left out: there spectral layers clamp their modes to the grid, which
+    is a different graph.
+    """
+    dims: dict[int, Any] = {0: torch.export.Dim("batch", min=1, max=65536)}
+    if resolution:
+        for axis in range(2, example.ndim):
+            dims[axis] = torch.export.Dim(f"n{axis - 2}", min=example.shape[axis], max=8192)
+    return {"x": dims}
+
+
+def export_module(
+    module: torch.nn.Module, example: torch.Tensor, path: str | Path,
+    card: dict[str, Any] | None = None, dynamic_resolution: bool | None = None,
+) -> dict[str, Any]:
+    """Export ``module`` to ``path`` (``.pt2`` or ``.onnx``) with a dynamic batch.
+
+    Parameters
+    ----------
+    module
+        Any ``(batch, channels, *grid)`` model (a trained :class:`Surrogate` or a bare operator).
+    example
+        An input of the shape to trace at.
+    path
+        Target file; the suffix picks the format. Written atomically.
+    card
+        Model card embedded in the file (``.pt2`` extra file / ONNX metadata ``model_card``).
+    dynamic_resolution
+        Export the grid sizes as dynamic too. ``None`` tries it and falls back to the traced
+        grid when the operator cannot be traced with symbolic sizes; the card records which.
+
+    Returns
+    -------
+    dict
+        ``{"format", "dynamic_resolution"}``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown suffix, or when the operator cannot be exported to the format (the
+        message says why).
+    """
+    path = Path(path)
+    if path.suffix not in FORMATS:
+        raise ValueError(f"export target must end in {' or '.join(FORMATS)}, got {path.name}")
+    module = prepare_for_export(module)
+    card = dict(card or {})
+    tries = [True, False] if dynamic_resolution is None else [dynamic_resolution]
+    error: Exception | None = None
+    for dynamic in tries:
+        try:
+            _write(module, example, path, card | {"dynamic_resolution": dynamic}, dynamic)
+            if dynamic and dynamic_resolution is None and not _runs_on_a_larger_grid(
+                    module, example, path):
+                continue  # the exporter specialized a size silently: export the fixed grid
+            return {"format": path.suffix[1:], "dynamic_resolution": dynamic}
+        except Exception as err:  # tracing/lowering errors come in many types
+            error = err
+    name = type(getattr(module, "model", module)).__name__
+    raise ValueError(f"cannot export {name} to {path.suffix[1:]}: {_reason(error)}") from None
+
+
+def _runs_on_a_larger_grid(module: torch.nn.Module, example: torch.Tensor,
+                           path: Path) -> bool:
+    """Whether the export at ``path`` matches eager on a grid one point larger per axis."""
+    x = torch.randn(example.shape[0], example.shape[1], *(n + 1 for n in example.shape[2:]))
+    try:
+        exported, _ = load_exported(path)
+        with torch.no_grad():
+            got, want = exported(x), module(x)
+    except Exception:  # a shape error from either runtime: not resolution-dynamic
+        return False
+    scale = float(want.abs().max()) + 1e-12
+    return got.shape == want.shape and float((got - want).abs().max()) <= 1e-4 * scale
+
+
+def _reason(error: Exception | None) -> str:
+    """The root cause of an export failure, in one line (ONNX's summary names it first)."""
+    text = str(error).strip()
+    for line in text.splitlines():
+        if line.startswith("<class ") and ">: " in line:
+            return line.split(">: ", 1)[1][:300]
+    return (text.splitlines() or [repr(error)])[0][:300]
+
+
+@contextlib.contextmanager
+def _quiet_onnx_exporter() -> Iterator[None]:
+    """Silence the exporter's progress prints and its warnings about torchvision ops."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _write(module: torch.nn.Module, example: torch.Tensor, path: Path,
+           card: dict[str, Any], dynamic: bool) -> None:
+    shapes = _dynamic_shapes(example, dynamic)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    card_text = json.dumps(card, indent=2)
+    if path.suffix == ".pt2":
+        program = torch.export.export(module, (example,), dynamic_shapes=shapes)
+        torch.export.save(program, tmp, extra_files={CARD_NAME: card_text})
+    else:
+        import onnx
+
+        with _quiet_onnx_exporter():
+            onnx_program = torch.onnx.export(module, (example,), dynamo=True,
+                                             dynamic_shapes=shapes, verbose=False)
+        model = onnx_program.model_proto
+        entry = model.metadata_props.add()
+        entry.key, entry.value = "model_card", card_text
+        onnx.save(model, tmp)
+    os.replace(tmp, path)
+
+
+def export_run(run: str | Path, out: str | Path, batch: int = 2,
+               dynamic_resolution: bool | None = None) -> dict[str, Any]:
+    """Export a run's best surrogate to ``out`` (``.pt2`` or ``.onnx``) and ``out`` ``.json``.
+
+    The exported graph contains the normalization; the batch dimension is dynamic, and so is
+    the grid for operators that trace with symbolic sizes (see :func:`export_module`). The
+    model card is written beside it and embedded in the file.
     """
     out = Path(out)
-    if out.suffix != ".pt2":
-        raise ValueError(f"export target must end in .pt2, got {out.name}")
+    if out.suffix not in FORMATS:
+        raise ValueError(f"export target must end in {' or '.join(FORMATS)}, got {out.name}")
     ckpt = find_checkpoint(run)
     run_dir = ckpt.parent.parent
     surrogate, cfg = load_surrogate(run)
@@ -65,27 +213,49 @@ def export_run(run: str | Path, out: str | Path, batch: int = 2) -> dict[str, st
     if "grid" not in card:
         raise DatasetError("cannot infer the input grid: the run's training file is missing")
     example = torch.randn(batch, surrogate.model.config["kwargs"]["in_channels"], *card["grid"])
-    dims = {"x": {0: torch.export.Dim("batch", min=1, max=65536)}}
-    program = torch.export.export(surrogate, (example,), dynamic_shapes=dims)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    card_text = json.dumps(card, indent=2)
-    tmp = out.with_name(out.stem + ".tmp.pt2")
-    torch.export.save(program, tmp, extra_files={CARD_NAME: card_text})
-    os.replace(tmp, out)
+    info = export_module(surrogate, example, out, card, dynamic_resolution)
+    card["dynamic_resolution"] = info["dynamic_resolution"]
     card_path = out.with_suffix(".json")
-    card_path.write_text(card_text)
-    return {"program": str(out), "card": str(card_path)}
+    card_path.write_text(json.dumps(card, indent=2))
+    return {"program": str(out), "card": str(card_path), **info}
 
 
-def load_exported(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """Load a ``.pt2`` export: the callable module and its embedded model card."""
+class OnnxModule:
+    """An ONNX Runtime session with the call signature of a torch module (CPU provider)."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), options,
+                                            providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.session.run(None, {self.input_name: x.detach().cpu().numpy()})[0]
+        return torch.from_numpy(out)
+
+
+def load_exported(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Load a ``.pt2`` or ``.onnx`` export: a callable ``x -> y`` and its model card."""
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"model file not found: {path}")
-    extra = {CARD_NAME: ""}
+    if path.suffix not in FORMATS:
+        raise DatasetError(f"unsupported model format '{path.suffix}'; use .pt2 or .onnx")
     try:
+        if path.suffix == ".onnx":
+            import onnx
+
+            meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+            return OnnxModule(path), json.loads(meta.get("model_card", "{}"))
+        extra = {CARD_NAME: ""}
         program = torch.export.load(path, extra_files=extra)
-    except Exception as err:  # torch raises several types for a damaged archive
+    except ImportError:
+        raise DatasetError("ONNX models need onnx and onnxruntime: "
+                           "pip install 'pdeml[onnx]'") from None
+    except Exception as err:  # torch/onnx raise several types for a damaged file
         raise DatasetError(f"cannot load {path}: {str(err).splitlines()[0]}") from None
     card = json.loads(extra[CARD_NAME]) if extra[CARD_NAME] else {}
     return program.module(), card
@@ -135,7 +305,12 @@ def predict(
     starts = range(0, len(x), batch_size)
     with torch.no_grad():
         for s in tqdm(starts, desc="predict", unit="batch", disable=not progress):
-            outs.append(module(torch.from_numpy(x[s : s + batch_size])).numpy())
+            try:
+                outs.append(module(torch.from_numpy(x[s : s + batch_size])).numpy())
+            except Exception as err:  # the runtimes raise their own types on bad shapes
+                first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+                raise DatasetError(f"the model rejected input of shape {x.shape}: "
+                                   f"{first[:300]}") from None
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".tmp.npy")
     np.save(tmp, np.concatenate(outs))

@@ -12,7 +12,10 @@ from typing import Any
 _EXPORTS = {
     "DatasetError": "pdeml.datasets.schema",
     "H5Dataset": "pdeml.datasets.reader",
+    "OnlineDataModule": "pdeml.datasets.online",
     "PDEDataModule": "pdeml.datasets.datamodule",
+    "StepDataset": "pdeml.datasets.timeseries",
+    "TrajectoryDataset": "pdeml.datasets.timeseries",
     "UnitGaussianNormalizer": "pdeml.datasets.normalization",
     "generate_dataset": "pdeml.datasets.writer",
     "generate_split": "pdeml.datasets.writer",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -26,6 +27,33 @@ def default_vars(path: str | Path) -> tuple[list[str], list[str]]:
         ) from None
 
 
+def _check_rollout(spec: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not spec:
+        return None
+    unknown = sorted(set(spec) - {"fields", "static", "history", "residual"})
+    if unknown or "fields" not in spec:
+        raise DatasetError(f"data.rollout takes fields, static, history, residual (fields "
+                           f"required); got {sorted(spec)}")
+    return {"fields": list(spec["fields"]), "static": list(spec.get("static") or []),
+            "history": int(spec.get("history", 1)), "residual": bool(spec.get("residual"))}
+
+
+def make_datamodule(**kwargs: Any) -> PDEDataModule:
+    """The datamodule for ``kwargs["train"]``: point-cloud files get
+    :class:`pdeml.datasets.pointcloud.PointCloudDataModule`, grid files :class:`PDEDataModule`.
+    """
+    if "online" in kwargs:  # samples streamed from Dask generators (pdeml.datasets.online)
+        from pdeml.datasets.online import online_datamodule
+
+        return online_datamodule(**kwargs)
+    from pdeml.datasets.pointcloud import PointCloudDataModule, is_pointcloud
+
+    train = kwargs.get("train")
+    if train is not None and Path(train).exists() and is_pointcloud(train):
+        return PointCloudDataModule(**kwargs)
+    return PDEDataModule(**kwargs)
+
+
 class PDEDataModule(L.LightningDataModule):
     """Train / validation / test loaders over pdeml HDF5 files.
 
@@ -45,6 +73,10 @@ class PDEDataModule(L.LightningDataModule):
         Load the selected variables into memory (fast for datasets that fit).
     seed
         Seed of the train/validation split.
+    rollout
+        Train a one-step (autoregressive) model instead: ``{"fields": [...], "static": [...],
+        "history": 1, "residual": False}``; every split then serves the pairs of
+        :class:`pdeml.datasets.timeseries.StepDataset` and ``inputs``/``outputs`` are unused.
     """
 
     def __init__(
@@ -59,6 +91,7 @@ class PDEDataModule(L.LightningDataModule):
         val_fraction: float = 0.1,
         in_memory: bool = True,
         seed: int = 0,
+        rollout: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -66,7 +99,10 @@ class PDEDataModule(L.LightningDataModule):
         if not 0.0 <= val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.train_path, self.test_path, self.val_path = train, test, val
-        if inputs is None or outputs is None:
+        self.rollout = _check_rollout(rollout)
+        if self.rollout:
+            inputs, outputs = inputs or [], outputs or []
+        elif inputs is None or outputs is None:
             d_in, d_out = default_vars(train)
             inputs, outputs = inputs or d_in, outputs or d_out
         self.inputs, self.outputs = list(inputs), list(outputs)
@@ -75,12 +111,16 @@ class PDEDataModule(L.LightningDataModule):
         self.train_set = self.val_set = self.test_set = None
 
     def _dataset(self, path: str | Path, indices: np.ndarray | None = None) -> H5Dataset:
+        if self.rollout:
+            from pdeml.datasets.timeseries import StepDataset
+
+            return StepDataset(path, indices=indices, **self.rollout)
         return H5Dataset(path, self.inputs, self.outputs, indices, self.in_memory)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train_set is None:
             full = self._dataset(self.train_path)
-            n = len(full)
+            n = len(full.indices)  # samples (whole trajectories for rollout data), not pairs
             n_val = 0 if self.val_path else int(round(self.val_fraction * n))
             if n - n_val < 1:
                 raise DatasetError(f"{self.train_path} has too few samples ({n}) to train on")

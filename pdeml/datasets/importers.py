@@ -1,14 +1,31 @@
-"""Import outside datasets into the pdeml HDF5 schema."""
+"""Import outside datasets into the pdeml HDF5 schema.
+
+Formats (``pdeml import FORMAT SRC --out DST.h5``):
+
+- ``neuraloperator``: neuraloperator's ``.pt`` Darcy and Burgers files;
+- ``fno-mat``: the FNO paper's MATLAB files, v5 (scipy.io) and v7.3 (HDF5, via h5py);
+- ``pdebench``: PDEBench HDF5, single-array files (``tensor`` or ``Vx``/``density``/... with
+  ``x-coordinate``...) and per-seed-group files (``0000/data``, ``0000/grid/x``...);
+- ``cfdbench``: CFDBench case folders (``case.json``, ``u.npy``, ``v.npy``).
+
+Every importer declares ``input_vars``/``output_vars`` (overridable with ``inputs`` and
+``outputs``), records the source in the root attributes, and writes atomically.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import h5py
 import numpy as np
 import torch
 
 from pdeml import __version__
+from pdeml.datasets.reader import parse_selector
 from pdeml.datasets.schema import SCHEMA_VERSION, DatasetError, write_arrays
 from pdeml.solvers.fields import grid_points
 from pdeml.solvers.problems.base import Variable
@@ -27,12 +44,16 @@ def _load_pt(src: Path) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in data.items() if isinstance(v, torch.Tensor)}
 
 
-def import_neuraloperator_pt(src: str | Path, dst: str | Path) -> Path:
+def import_neuraloperator_pt(
+    src: str | Path, dst: str | Path, inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None,
+) -> Path:
     """Convert a neuraloperator ``.pt`` dataset (Darcy or Burgers) into a pdeml HDF5 file.
 
     Darcy files (``x``: ``(N, s, s)`` coefficient mask, ``y``: ``(N, s, s)`` pressure) become
     variables ``a`` and ``u`` on the node grid; Burgers files (``x``: ``(N, s)`` initial
     condition, ``y``: ``(N, T, s)`` trajectory) become ``u0`` and ``u`` on a periodic grid.
+    ``inputs``/``outputs`` override the declared variables.
     """
     src, dst = Path(src), Path(dst)
     d = _load_pt(src)
@@ -63,3 +84,448 @@ def import_neuraloperator_pt(src: str | Path, dst: str | Path) -> Path:
             "(expected Darcy (N,s,s)/(N,s,s) or Burgers (N,s)/(N,T,s))"
         )
     return write_arrays(dst, coords, variables, attrs)
+
+
+# ----------------------------------------------------------------------------- common helpers
+def _base_attrs(src: Path, fmt: str, n: int) -> dict[str, Any]:
+    return {"title": f"imported from {src.name}", "source": src.name, "source_format": fmt,
+            "pdeml_version": __version__, "pdeml_schema_version": SCHEMA_VERSION,
+            "n_samples": int(n)}
+
+
+def _declare(attrs: dict[str, Any], src: Path, variables: dict[str, Any],
+             inputs: Sequence[str] | None, outputs: Sequence[str] | None) -> None:
+    """Set ``input_vars``/``output_vars`` (overrides checked against the variables)."""
+    for key, given in (("input_vars", inputs), ("output_vars", outputs)):
+        if not given:
+            continue
+        missing = [s for s in given if parse_selector(s)[0] not in variables]
+        if missing:
+            raise DatasetError(f"{src}: no variable for {', '.join(missing)} "
+                               f"(has: {', '.join(sorted(variables))})")
+        attrs[key] = json.dumps(list(given))
+
+
+def _name(key: str) -> str:
+    """A variable name the reader's selectors accept (``x-coordinate`` -> ``x_coordinate``)."""
+    name = re.sub(r"\W", "_", key)
+    return name if re.match(r"[A-Za-z_]", name) else f"v_{name}"
+
+
+def _spatial_dims(n: int) -> tuple[str, ...]:
+    if not 1 <= n <= 3:
+        raise DatasetError(f"{n} spatial dimensions are not supported (1 to 3)")
+    return ("z", "y", "x")[3 - n :]
+
+
+def _limit(n: int, n_samples: int | None) -> int:
+    if n_samples is None:
+        return n
+    if int(n_samples) != n_samples or n_samples < 1:
+        raise DatasetError(f"n_samples must be a positive integer, got {n_samples}")
+    return min(n, int(n_samples))
+
+
+def _default_io(timed: list[str], static: list[str], outputs_first: Sequence[str] = ()
+                ) -> tuple[list[str], list[str]]:
+    """Time series map first step (+ static inputs) to last step; else static to static."""
+    if timed:
+        return [f"{v}[0]" for v in timed] + static, [f"{v}[-1]" for v in timed]
+    out = [v for v in outputs_first if v in static][:1] or static[-1:]
+    return [v for v in static if v not in out], out
+
+
+# ------------------------------------------------------------------------------- FNO .mat
+def _load_mat(src: Path) -> dict[str, np.ndarray]:
+    """Numeric arrays of a MATLAB file, v7.3 (HDF5, axes reversed back) or v5 (scipy)."""
+    if not src.exists():
+        raise DatasetError(f"file not found: {src}")
+    if h5py.is_hdf5(src):
+        with h5py.File(src, "r") as f:  # v7.3 stores column-major: h5py sees axes reversed
+            return {k: np.asarray(d[()]).transpose() for k, d in f.items()
+                    if isinstance(d, h5py.Dataset) and d.dtype.kind in "fiu"}
+    import scipy.io
+
+    try:
+        data = scipy.io.loadmat(src)
+    except Exception as err:  # scipy raises several types for foreign or damaged files
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DatasetError(f"cannot read {src} as a MATLAB file: {first}") from None
+    return {k: v for k, v in data.items() if not k.startswith("__")
+            and isinstance(v, np.ndarray) and v.dtype.kind in "fiu"}
+
+
+FNO_PAIRS = (("coeff", "sol", "bounded"), ("a", "u", "periodic"),
+             ("input", "output", "periodic"))
+
+
+def _fno_layout(src: Path, arrays: dict[str, np.ndarray], inputs: Sequence[str] | None,
+                outputs: Sequence[str] | None) -> tuple[str, str, str]:
+    if inputs and outputs:
+        key_in, key_out = parse_selector(inputs[0])[0], parse_selector(outputs[0])[0]
+        known = {a: g for a, _, g in FNO_PAIRS}
+        return key_in, key_out, known.get(key_in, "periodic")
+    for key_in, key_out, grid in FNO_PAIRS:
+        if key_in in arrays and key_out in arrays:
+            return key_in, key_out, grid
+    raise DatasetError(f"{src}: cannot tell inputs from outputs (has: {', '.join(sorted(arrays))}"
+                       "; expected coeff/sol, a/u or input/output); pass inputs and outputs")
+
+
+def import_fno_mat(
+    src: str | Path, dst: str | Path, inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None, grid: str = "auto", n_samples: int | None = None,
+) -> Path:
+    """Convert an FNO-paper ``.mat`` file (MATLAB v5 or v7.3) into a pdeml HDF5 file.
+
+    Every numeric array whose first axis is the sample axis is imported under its own name:
+    on the input's grid (Darcy ``coeff``/``sol``, Burgers ``a``/``u``) or as a time series
+    when it has one more axis, time last as in the FNO Navier-Stokes files (``u``:
+    ``(N, s, s, T)``, stored as ``(sample, time, y, x)``; ``t`` gives the times when its
+    length matches). Spatial axes keep their order in the file. Other arrays are skipped
+    and listed in the ``skipped_variables`` attribute.
+
+    Parameters
+    ----------
+    src, dst
+        The ``.mat`` file and the HDF5 file to write.
+    inputs, outputs
+        Declared input/output selectors; by default the recognised pair (``coeff -> sol``,
+        ``a -> u`` or ``a -> u[-1]`` for a time series, ``input -> output``).
+    grid
+        ``"bounded"`` (nodes include both ends, as in the FNO Darcy data), ``"periodic"``, or
+        ``"auto"``: bounded for ``coeff``/``sol``, periodic otherwise.
+    n_samples
+        Import only the first samples.
+    """
+    src = Path(src)
+    arrays = _load_mat(src)
+    key_in, key_out, auto_grid = _fno_layout(src, arrays, inputs, outputs)
+    for key in (key_in, key_out):
+        if key not in arrays:
+            raise DatasetError(f"{src} has no variable '{key}' (has: {', '.join(sorted(arrays))})")
+    if grid not in ("auto", "bounded", "periodic"):
+        raise ValueError(f"grid must be auto, bounded or periodic, got '{grid}'")
+    grid = auto_grid if grid == "auto" else grid
+    ref = arrays[key_in]
+    if ref.ndim < 2:
+        raise DatasetError(f"{src}: '{key_in}' has shape {ref.shape}, expected (N, *grid)")
+    n, space = _limit(ref.shape[0], n_samples), ref.shape[1:]
+    dims = _spatial_dims(len(space))
+    coords: dict[str, np.ndarray] = {d: grid_points(s, grid) for d, s in zip(dims, space,
+                                                                          strict=True)}
+    variables, skipped, n_time = {}, [], None
+    for key, a in arrays.items():
+        if a.ndim >= 2 and a.shape[0] == ref.shape[0] and a.shape[1:] == space:
+            variables[_name(key)] = (Variable(dims, "1", key), a[:n])
+        elif a.ndim == len(space) + 2 and a.shape[0] == ref.shape[0] and (
+                a.shape[1:-1] == space) and n_time in (None, a.shape[-1]):
+            n_time = a.shape[-1]
+            variables[_name(key)] = (Variable(("time", *dims), "1", key),
+                                     np.moveaxis(a[:n], -1, 1))
+        elif key != "t":
+            skipped.append(key)
+    if key_out not in variables:
+        raise DatasetError(f"{src}: '{key_out}' {arrays[key_out].shape} does not match the "
+                           f"grid of '{key_in}' {ref.shape}")
+    if n_time is not None:
+        t = np.asarray(arrays.get("t", [])).ravel()
+        coords["time"] = t if t.size == n_time else np.arange(1, n_time + 1, dtype=float)
+    attrs = _base_attrs(src, "FNO .mat", n) | {"problem": src.stem,
+                                              "skipped_variables": json.dumps(skipped)}
+    timed = variables[_name(key_out)][0].dims[0] == "time"
+    attrs["input_vars"] = json.dumps([_name(key_in)])
+    attrs["output_vars"] = json.dumps([f"{_name(key_out)}[-1]" if timed else _name(key_out)])
+    _declare(attrs, src, variables, inputs, outputs)
+    return write_arrays(dst, coords, variables, attrs)
+
+
+# ------------------------------------------------------------------------------- streaming
+def _write_stream(
+    dst: str | Path, n: int, coords: dict[str, np.ndarray], variables: dict[str, Variable],
+    read: Callable[[int, int], dict[str, np.ndarray]], attrs: dict[str, Any], chunk: int = 32,
+) -> Path:
+    """Write ``n`` samples, ``read(start, stop)`` at a time, atomically (tmp + rename)."""
+    import os
+
+    import h5netcdf
+
+    from pdeml.datasets.schema import create_layout
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    try:
+        with h5netcdf.File(tmp, "w") as f:
+            out = create_layout(f, n, coords, variables)
+            for start in range(0, n, chunk):
+                stop = min(n, start + chunk)
+                for name, a in read(start, stop).items():
+                    out[name][start:stop] = np.asarray(a).astype(out[name].dtype)
+            f.attrs.update(attrs)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, dst)
+    return dst
+
+
+# ------------------------------------------------------------------------------- PDEBench
+_COORDS = ("x-coordinate", "y-coordinate", "z-coordinate")
+
+
+def _open_hdf5(src: Path) -> h5py.File:
+    if not src.exists():
+        raise DatasetError(f"file not found: {src}")
+    try:
+        return h5py.File(src, "r")
+    except OSError as err:
+        raise DatasetError(f"cannot read {src}: not an HDF5 file or truncated ({err})") from None
+
+
+def import_pdebench(
+    src: str | Path, dst: str | Path, inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None, names: Sequence[str] | None = None,
+    n_samples: int | None = None,
+) -> Path:
+    """Convert a PDEBench HDF5 file into a pdeml HDF5 file.
+
+    Two layouts are recognised:
+
+    - single-array files: arrays ``(N, [T,] X[, Y[, Z]])`` (``tensor``, ``nu``, ``Vx``,
+      ``density``, ...) beside ``x-coordinate`` (``y-``, ``z-``, ``t-coordinate``); a
+      time axis of length 1 without ``t-coordinate`` (Darcy's ``tensor``) is dropped;
+    - per-seed groups: ``<seed>/data`` of shape ``(T, X[, Y[, Z]], C)`` with
+      ``<seed>/grid/x`` (``y``, ``z``, ``t``); channel ``c`` becomes variable ``names[c]``
+      (``u`` for one channel, ``u0, u1, ...`` for several by default).
+
+    PDEBench's spatial axes are ``(x, y, z)``; pdeml's are ``(z, y, x)``, so they are
+    reversed. Time series declare ``v[0]`` (+ static variables) as inputs and ``v[-1]`` as
+    outputs unless ``inputs``/``outputs`` say otherwise; ``n_samples`` keeps the first ones.
+    """
+    src = Path(src)
+    with _open_hdf5(src) as f:
+        groups = sorted(k for k, v in f.items() if isinstance(v, h5py.Group) and "data" in v)
+        if groups:
+            plan = _seed_plan(src, f, groups, names, n_samples)
+        else:
+            plan = _single_plan(src, f, n_samples)
+        coords, variables, read, n, timed = plan
+        static = [k for k in variables if k not in timed]
+        ins, outs = _default_io(timed, static, ("tensor",))
+        attrs = _base_attrs(src, "PDEBench HDF5", n) | {
+            "problem": src.stem, "layout": "per-seed groups" if groups else "single array",
+            "input_vars": json.dumps(ins), "output_vars": json.dumps(outs)}
+        _declare(attrs, src, variables, inputs, outputs)
+        return _write_stream(dst, n, coords, variables, read, attrs)
+
+
+def _space_coords(src: Path, values: list[np.ndarray]) -> dict[str, np.ndarray]:
+    dims = _spatial_dims(len(values))
+    return {d: np.asarray(v, float).ravel() for d, v in zip(dims, reversed(values), strict=True)}
+
+
+def _time_coord(t: np.ndarray | None, n_time: int) -> np.ndarray:
+    """PDEBench's ``t-coordinate`` may hold one more entry than the stored steps."""
+    t = np.asarray([] if t is None else t, float).ravel()
+    return t[:n_time] if t.size in (n_time, n_time + 1) else np.arange(n_time, dtype=float)
+
+
+def _single_plan(src: Path, f: h5py.File, n_samples: int | None) -> tuple:
+    present = [c for c in _COORDS if c in f]
+    if not present or present != list(_COORDS[: len(present)]):
+        raise DatasetError(f"{src}: no 'x-coordinate' dataset and no per-seed groups with "
+                           f"'data' (has: {', '.join(sorted(f))}); not a PDEBench file")
+    space = tuple(f[c].shape[0] for c in present)
+    k = len(space)
+    coords = _space_coords(src, [f[c][...] for c in present])
+    variables, timed, n_time, sources = {}, [], None, {}
+    for key, d in f.items():
+        if key in _COORDS or key == "t-coordinate" or not isinstance(d, h5py.Dataset):
+            continue
+        if d.ndim not in (k + 1, k + 2) or d.shape[-k:] != space:
+            continue
+        squeeze = d.ndim == k + 2 and d.shape[1] == 1 and "t-coordinate" not in f
+        name = _name(key)
+        if d.ndim == k + 2 and not squeeze:
+            if n_time not in (None, d.shape[1]):
+                raise DatasetError(f"{src}: time series disagree on the number of steps "
+                                   f"({n_time} vs {d.shape[1]} in '{key}')")
+            n_time = d.shape[1]
+            timed.append(name)
+        sources[name] = (key, squeeze)
+    if not sources:
+        raise DatasetError(f"{src}: no array of shape (N, [T,] {', '.join(map(str, space))})")
+    dims = tuple(coords)
+    for name in sources:
+        variables[name] = Variable(("time", *dims) if name in timed else dims, "1",
+                                   sources[name][0])
+    if n_time is not None:
+        coords["time"] = _time_coord(f["t-coordinate"][...] if "t-coordinate" in f else None,
+                                     n_time)
+    counts = {f[key].shape[0] for key, _ in sources.values()}
+    if len(counts) != 1:
+        raise DatasetError(f"{src}: arrays disagree on the number of samples {sorted(counts)}")
+    n = _limit(counts.pop(), n_samples)
+
+    def read(start: int, stop: int) -> dict[str, np.ndarray]:
+        out = {}
+        with h5py.File(src, "r") as g:
+            for name, (key, squeeze) in sources.items():
+                a = g[key][start:stop]
+                a = a[:, 0] if squeeze else a
+                lead = a.ndim - k
+                out[name] = a.transpose(*range(lead), *range(a.ndim - 1, lead - 1, -1))
+        return out
+
+    return coords, variables, read, n, timed
+
+
+def _seed_plan(src: Path, f: h5py.File, groups: list[str], names: Sequence[str] | None,
+               n_samples: int | None) -> tuple:
+    first = f[groups[0]]
+    shape = first["data"].shape
+    if len(shape) < 3:
+        raise DatasetError(f"{src}: '{groups[0]}/data' has shape {shape}, expected "
+                           "(T, X[, Y[, Z]], C)")
+    k, n_chan = len(shape) - 2, shape[-1]
+    names = list(names) if names else (["u"] if n_chan == 1 else
+                                       [f"u{c}" for c in range(n_chan)])
+    if len(names) != n_chan:
+        raise DatasetError(f"{src}: {len(names)} names for {n_chan} channels")
+    for g in groups:
+        if f[g]["data"].shape != shape:
+            raise DatasetError(f"{src}: group '{g}' has data of shape {f[g]['data'].shape}, "
+                               f"the first group {shape}")
+    grid = first.get("grid")
+    axes = []
+    for axis, size in zip("xyz", shape[1:-1], strict=False):
+        have = grid is not None and axis in grid
+        axes.append(grid[axis][...] if have else np.linspace(0.0, 1.0, size))
+    coords = _space_coords(src, axes)
+    coords["time"] = _time_coord(grid["t"][...] if grid is not None and "t" in grid else None,
+                                 shape[0])
+    dims = ("time", *_spatial_dims(k))
+    variables = {_name(v): Variable(dims, "1", f"channel {c}") for c, v in enumerate(names)}
+    n = _limit(len(groups), n_samples)
+
+    def read(start: int, stop: int) -> dict[str, np.ndarray]:
+        with h5py.File(src, "r") as g:
+            data = np.stack([g[groups[i]]["data"][...] for i in range(start, stop)])
+        # (n, T, X, Y, C) -> per channel (n, T, Y, X)
+        data = data.transpose(0, 1, *range(data.ndim - 2, 1, -1), data.ndim - 1)
+        return {v: data[..., c] for c, v in enumerate(variables)}
+
+    return coords, variables, read, n, list(variables)
+
+
+# ------------------------------------------------------------------------------- CFDBench
+def _case_dirs(src: Path) -> list[Path]:
+    """``src`` itself when it is a case folder, else every case folder below it, sorted."""
+    if not src.exists():
+        raise DatasetError(f"folder not found: {src}")
+    if (src / "case.json").exists() or (src / "u.npy").exists():
+        return [src]
+
+    def key(p: Path) -> tuple:
+        digits = re.sub(r"\D", "", p.name)
+        return (str(p.parent), int(digits) if digits else -1, p.name)
+
+    dirs = sorted({p.parent for p in src.rglob("case.json")}, key=key)
+    if not dirs:
+        raise DatasetError(f"{src} holds no CFDBench case folder (none has a case.json)")
+    return dirs
+
+
+def _read_case(case: Path) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    for name in ("case.json", "u.npy", "v.npy"):
+        if not (case / name).exists():
+            raise DatasetError(f"CFDBench case {case} has no {name}")
+    try:
+        params = json.loads((case / "case.json").read_text())
+        u, v = np.load(case / "u.npy"), np.load(case / "v.npy")
+    except (ValueError, OSError) as err:
+        raise DatasetError(f"cannot read CFDBench case {case}: {err}") from None
+    if not isinstance(params, dict):
+        raise DatasetError(f"{case / 'case.json'} must hold an object of case parameters")
+    if u.ndim != 3 or u.shape != v.shape:
+        raise DatasetError(f"CFDBench case {case}: u {u.shape} and v {v.shape} must both be "
+                           "(time, height, width)")
+    numeric = {k: float(x) for k, x in params.items()
+               if isinstance(x, int | float) and not isinstance(x, bool)}
+    return numeric, u, v
+
+
+def import_cfdbench(
+    src: str | Path, dst: str | Path, inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None, n_samples: int | None = None,
+) -> Path:
+    """Convert CFDBench case folders into one pdeml HDF5 file (one case per sample).
+
+    ``src`` is one case folder (``case.json``, ``u.npy``, ``v.npy``; the arrays
+    ``(time, height, width)``) or any folder above case folders (e.g. ``cavity/`` with
+    ``bc/case0000``, ...), read in sorted order. Stored: ``u``, ``v`` as
+    ``(sample, time, y, x)`` with the row index as ``y`` and frames as ``time`` (cases of
+    different length are cut to the shortest; ``n_frames`` keeps each length), a fluid
+    ``mask`` (0 where ``u`` and ``v`` vanish at every frame: the obstacle), and every numeric
+    entry of ``case.json`` as a per-sample parameter. Declared variables, as for pdeml's own
+    flow problems: ``u[0], v[0], mask -> u[-1], v[-1]``.
+    """
+    src = Path(src)
+    dirs = _case_dirs(src)[: _limit(1 << 62, n_samples)]
+    cases = [_read_case(d) for d in dirs]
+    keys = list(cases[0][0])
+    grid = cases[0][1].shape[1:]
+    for d, (params, u, _) in zip(dirs, cases, strict=True):
+        if u.shape[1:] != grid:
+            raise DatasetError(f"CFDBench case {d} has a {u.shape[1:]} grid, the first {grid}")
+        missing = [k for k in keys if k not in params]
+        if missing:
+            raise DatasetError(f"CFDBench case {d}: case.json lacks {', '.join(missing)}")
+    n_time = min(u.shape[0] for _, u, _ in cases)
+    h, w = grid
+    coords = {"time": np.arange(n_time, dtype=float), "y": (np.arange(h) + 0.5) / h,
+              "x": (np.arange(w) + 0.5) / w}
+    u = np.stack([c[1][:n_time] for c in cases]).astype(np.float32)
+    v = np.stack([c[2][:n_time] for c in cases]).astype(np.float32)
+    mask = ~((u == 0) & (v == 0)).all(axis=1)
+    variables: dict[str, tuple[Variable, np.ndarray]] = {
+        "u": (Variable(("time", "y", "x"), "m/s", "x velocity"), u),
+        "v": (Variable(("time", "y", "x"), "m/s", "y velocity"), v),
+        "mask": (Variable(("y", "x"), "1", "1 in fluid, 0 in solid cells", "i1"),
+                 mask.astype(np.int8)),
+        "n_frames": (Variable((), "1", "frames of the case before cutting"),
+                     np.array([c[1].shape[0] for c in cases], float)),
+    }
+    for k in keys:
+        variables[_name(k)] = (Variable((), "1", f"case parameter {k}"),
+                               np.array([c[0][k] for c in cases]))
+    attrs = _base_attrs(src, "CFDBench case folders", len(cases)) | {
+        "problem": src.name, "cases": json.dumps([str(d.relative_to(src)) for d in dirs]),
+        "input_vars": json.dumps(["u[0]", "v[0]", "mask"]),
+        "output_vars": json.dumps(["u[-1]", "v[-1]"])}
+    _declare(attrs, src, variables, inputs, outputs)
+    return write_arrays(dst, coords, variables, attrs)
+
+
+IMPORTERS: dict[str, Callable[..., Path]] = {
+    "fno-mat": import_fno_mat, "pdebench": import_pdebench,
+    "neuraloperator": import_neuraloperator_pt, "cfdbench": import_cfdbench,
+}
+
+
+def import_dataset(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Path:
+    """Import ``src`` of format ``fmt`` (a key of :data:`IMPORTERS`) into ``dst``.
+
+    ``options`` go to the format's importer (``inputs``, ``outputs``, ``n_samples``, ...).
+    """
+    import inspect
+
+    if fmt not in IMPORTERS:
+        raise ValueError(f"unknown import format '{fmt}'; use one of {', '.join(IMPORTERS)}")
+    options = {k: v for k, v in options.items() if v is not None}
+    accepted = inspect.signature(IMPORTERS[fmt]).parameters
+    extra = sorted(set(options) - set(accepted))
+    if extra:
+        raise ValueError(f"format '{fmt}' does not take {', '.join(extra)}")
+    return IMPORTERS[fmt](src, dst, **options)

@@ -44,9 +44,13 @@ def has_time_axis(var: h5py.Dataset) -> bool:
 def selection_channels(
     shape: tuple[int, ...], index: int | slice | None, spec: str, path: Path, timed: bool = True
 ) -> tuple[int, tuple[int, ...]]:
-    """Channels and spatial shape a selector takes from a variable of ``shape``."""
+    """Channels and spatial shape a selector takes from a variable of ``shape``.
+
+    A per-sample scalar (``shape == (n_samples,)``, e.g. a PDE parameter) has no grid of its
+    own: its spatial shape is ``None`` and the reader broadcasts it as a constant channel.
+    """
     if index is None:
-        return 1, tuple(shape[1:])
+        return 1, (tuple(shape[1:]) if len(shape) > 1 else None)
     if not timed or len(shape) < 3:
         raise DatasetError(f"{path}: '{spec}' selects time steps but the variable has no time axis")
     n_time = shape[1]
@@ -60,10 +64,22 @@ def selection_channels(
     return 1, tuple(shape[2:])
 
 
-def read_selection(f: h5py.File, spec: str, rows: int | slice | np.ndarray) -> np.ndarray:
-    """Read ``rows`` of a selector as float32 ``(rows..., channels, *spatial)``."""
+def read_selection(
+    f: h5py.File, spec: str, rows: int | slice | np.ndarray,
+    spatial: tuple[int, ...] | None = None,
+) -> np.ndarray:
+    """Read ``rows`` of a selector as float32 ``(rows..., channels, *spatial)``.
+
+    A per-sample scalar variable is broadcast to a constant channel on the grid ``spatial``.
+    """
     name, index = parse_selector(spec)
     var = f[name]
+    if var.ndim == 1:
+        values = np.asarray(var[rows] if not isinstance(rows, np.ndarray) else var[...][rows],
+                            np.float32)
+        shape = (*values.shape, 1, *(spatial or ()))
+        return np.broadcast_to(values.reshape(*values.shape, *[1] * (len(shape) - values.ndim)),
+                               shape).copy()
     if isinstance(index, slice):  # h5py wants non-negative bounds
         index = slice(*index.indices(var.shape[1]))
     elif index is not None and index < 0:
@@ -83,7 +99,8 @@ class H5Dataset(Dataset):
 
     Inputs and outputs are lists of variable selectors stacked along the channel axis: a name
     (``"a"``), one time step of a time series (``"w[-1]"``) or a range of steps as channels
-    (``"w[0:10]"``); see :func:`parse_selector`. The file is
+    (``"w[0:10]"``); see :func:`parse_selector`. A per-sample scalar such as a PDE parameter
+    (``"reynolds"``) becomes a constant channel. The file is
     opened lazily, once per process (so each DataLoader worker has its own h5py handle), unless
     ``in_memory`` loads the selected variables up front, which is faster for small sets.
 
@@ -125,7 +142,9 @@ class H5Dataset(Dataset):
                     )
                     for spec in parsed
                 }
-                spatial = {grid for _, grid in chans.values()}
+                spatial = {grid for _, grid in chans.values() if grid is not None}
+                if not spatial:
+                    raise DatasetError(f"{self.path}: no selected variable lives on a grid")
                 if len(spatial) != 1:
                     raise DatasetError(
                         f"{self.path}: inputs and outputs live on different grids "
@@ -142,7 +161,7 @@ class H5Dataset(Dataset):
 
     def _load(self, f: h5py.File) -> tuple[torch.Tensor, torch.Tensor]:
         def stack(names: list[str]) -> torch.Tensor:
-            arrays = [read_selection(f, n, self.indices) for n in names]
+            arrays = [read_selection(f, n, self.indices, self.spatial_shape) for n in names]
             return torch.from_numpy(np.concatenate(arrays, axis=1))
 
         return stack(self.inputs), stack(self.outputs)
@@ -162,7 +181,8 @@ class H5Dataset(Dataset):
         f, j = self._handle(), int(self.indices[i])
 
         def stack(names: list[str]) -> torch.Tensor:
-            return torch.from_numpy(np.concatenate([read_selection(f, n, j) for n in names]))
+            return torch.from_numpy(np.concatenate(
+                [read_selection(f, n, j, self.spatial_shape) for n in names]))
 
         return stack(self.inputs), stack(self.outputs)
 

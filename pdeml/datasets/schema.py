@@ -90,13 +90,18 @@ def _plain_attr(value: Any) -> Any:
 
 
 def create_layout(
-    f: h5netcdf.File, n: int, coords: dict[str, np.ndarray], variables: dict[str, Variable]
+    f: h5netcdf.File, n: int | None, coords: dict[str, np.ndarray], variables: dict[str, Variable]
 ) -> dict[str, h5netcdf.Variable]:
-    """Dimensions, coordinates and empty variables of an ``n``-sample file, in schema layout."""
+    """Dimensions, coordinates and empty variables of an ``n``-sample file, in schema layout.
+
+    ``n=None`` makes ``sample`` an unlimited dimension (a file that grows, as the online tee);
+    the caller then resizes it and fills the ``sample`` coordinate.
+    """
     f.dimensions = {SAMPLE_DIM: n, **{d: len(c) for d, c in coords.items()}}
     for d, c in coords.items():
         f.create_variable(d, (d,), "f8", data=np.asarray(c, dtype="f8"))
-    f.create_variable(SAMPLE_DIM, (SAMPLE_DIM,), "i8", data=np.arange(n))
+    f.create_variable(SAMPLE_DIM, (SAMPLE_DIM,), "i8",
+                      data=None if n is None else np.arange(n))
     out = {}
     for name, var in variables.items():
         sizes = [len(coords[d]) for d in var.dims]

@@ -26,6 +26,7 @@ import json
 import os
 import shutil
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,17 +85,28 @@ def _check_manifest(parts: Path, manifest: dict[str, Any]) -> None:
         stale.unlink()
 
 
-def compute_shard(problem: Problem, seed: int, split: str, start: int, stop: int
-                  ) -> dict[str, np.ndarray]:
-    """Samples ``start .. stop - 1`` of a split, stacked per variable (one shard's arrays)."""
-    rngs = [sample_rng(seed, split, i) for i in range(start, stop)]
+def compute_samples(problem: Problem, seed: int, split: str, indices: Sequence[int]
+                    ) -> dict[str, np.ndarray]:
+    """Samples ``indices`` of a split, stacked per variable (also the unit of online streaming)."""
+    rngs = [sample_rng(seed, split, int(i)) for i in indices]
     batch = getattr(problem, "sample_batch", None)
     samples = batch(rngs) if batch is not None else [problem.sample(r) for r in rngs]
     return {k: np.stack([np.asarray(s[k]) for s in samples]) for k in samples[0]}
 
 
-def _open_client(scheduler: Any, n_workers: int | None) -> tuple[Any, Any]:
-    """A Dask client for ``"local"``, an address or a ready Client; (client, owned cluster)."""
+def compute_shard(problem: Problem, seed: int, split: str, start: int, stop: int
+                  ) -> dict[str, np.ndarray]:
+    """Samples ``start .. stop - 1`` of a split, stacked per variable (one shard's arrays)."""
+    return compute_samples(problem, seed, split, range(start, stop))
+
+
+def open_client(scheduler: Any, n_workers: int | None) -> tuple[Any, Any]:
+    """A Dask client for ``"local"``, an address or a ready Client; (client, owned cluster).
+
+    Shared by dataset generation and online streaming. ``"local"`` starts a
+    ``distributed.LocalCluster`` of ``n_workers`` single-threaded processes that the caller
+    owns (and closes); otherwise the returned cluster is ``None``.
+    """
     try:
         from distributed import Client, LocalCluster
     except ImportError as err:  # pragma: no cover - depends on the environment
@@ -129,7 +141,7 @@ def _solve_shards(
             bar.update(stop - start)
     elif todo:
         _solve_shards_dask(problem, parts, n, seed, split, chunk, todo, bar,
-                           _open_client(scheduler, n_workers))
+                           open_client(scheduler, n_workers))
     bar.close()
 
 
@@ -249,7 +261,7 @@ def generate_dataset(
     cluster is started once and shared by the splits.
     """
     out_dir = Path(out_dir)
-    client, cluster = (None, None) if scheduler is None else _open_client(scheduler, n_workers)
+    client, cluster = (None, None) if scheduler is None else open_client(scheduler, n_workers)
     try:
         return {
             split: generate_split(problem, out_dir / f"{split}.h5", n, seed, split, chunk,

@@ -19,9 +19,11 @@ from pdeml.operators.layers import (
 )
 
 SKIPS = ("linear", "soft-gating", "identity", "none")
+NORMS = ("group_norm", "instance_norm")
+STABILIZERS = ("tanh",)
 
 
-def _skip(kind: str, channels: int) -> nn.Module | None:
+def _skip(kind: str | None, channels: int) -> nn.Module | None:
     if kind == "linear":
         return Pointwise(channels, channels, bias=False)
     if kind == "soft-gating":
@@ -63,12 +65,21 @@ class FNO(OperatorBase):
         Append the grid coordinates (``j / n`` in [0, 1)) as input channels.
     skip
         Skip path of each Fourier layer: ``linear`` (1x1 conv, no bias), ``soft-gating``,
-        ``identity`` or ``none``.
+        ``identity`` or ``none`` (``None`` too).
     channel_mlp
         Add a residual two-layer channel MLP (hidden width ``hidden_channels // 2``) to each
         Fourier layer. Off by default: it costs about as much as the rest of the layer.
     activation
         ``gelu``, ``relu``, ``silu`` or ``tanh``.
+    channel_mlp_skip
+        Skip path around the channel MLP (same choices as ``skip``; ``identity`` by default).
+    norm
+        ``None``, ``group_norm`` (one group: normalises each sample over channels and grid) or
+        ``instance_norm`` (per channel); applied after each spectral convolution (and channel
+        MLP), as neuraloperator does.
+    stabilizer
+        ``None`` or ``tanh``: squash the input of each spectral convolution (neuraloperator's
+        option for stability at high resolution or in low precision).
 
     Examples
     --------
@@ -88,16 +99,23 @@ class FNO(OperatorBase):
         projection_channels: int | None = None,
         domain_padding: float | Sequence[float] = 0.0,
         positional_embedding: bool = True,
-        skip: str = "linear",
+        skip: str | None = "linear",
         channel_mlp: bool = False,
         activation: str = "gelu",
+        channel_mlp_skip: str | None = "identity",
+        norm: str | None = None,
+        stabilizer: str | None = None,
     ) -> None:
         super().__init__()
         n_modes = tuple(int(m) for m in n_modes)
         if min(in_channels, out_channels, hidden_channels, n_layers) < 1:
             raise ValueError("FNO channel counts and n_layers must be positive")
-        if skip not in SKIPS:
-            raise ValueError(f"unknown skip '{skip}'; use one of {', '.join(SKIPS)}")
+        for what, value, allowed in (("skip", skip, SKIPS), ("norm", norm, NORMS),
+                                     ("channel_mlp_skip", channel_mlp_skip, SKIPS),
+                                     ("stabilizer", stabilizer, STABILIZERS)):
+            if value is not None and value not in allowed:
+                raise ValueError(f"unknown {what} '{value}'; use one of {', '.join(allowed)}"
+                                 " or None")
         self.activation = get_activation(activation)
         self.n_dim, self.in_channels, self.out_channels = len(n_modes), in_channels, out_channels
         self.embedding = GridEmbedding(self.n_dim) if positional_embedding else None
@@ -107,16 +125,28 @@ class FNO(OperatorBase):
             if lifting_channels else Pointwise(lift_in, hidden_channels)
         )
         self.padding = DomainPadding(domain_padding)
-        self.spectral = nn.ModuleList(
-            SpectralConv(hidden_channels, hidden_channels, n_modes) for _ in range(n_layers)
-        )
+        self.spectral = self._spectral_layers(hidden_channels, n_modes, n_layers)
         self.skips = nn.ModuleList(_skip(skip, hidden_channels) for _ in range(n_layers))
         self.mlps = nn.ModuleList(
             ChannelMLP(hidden_channels, hidden_channels, max(1, hidden_channels // 2), activation)
             for _ in range(n_layers)
         ) if channel_mlp else None
+        self.mlp_skips = nn.ModuleList(
+            _skip(channel_mlp_skip, hidden_channels) for _ in range(n_layers)
+        ) if channel_mlp else None
+        per_layer = 2 if channel_mlp else 1
+        self.norms = nn.ModuleList(
+            nn.GroupNorm(1 if norm == "group_norm" else hidden_channels, hidden_channels)
+            for _ in range(per_layer * n_layers)
+        ) if norm else None
+        self.stabilizer = stabilizer
         self.projection = ChannelMLP(hidden_channels, out_channels,
                                      projection_channels or 2 * hidden_channels, activation)
+
+    def _spectral_layers(self, channels: int, n_modes: tuple[int, ...],
+                         n_layers: int) -> nn.ModuleList:
+        """The spectral convolutions; subclasses (TFNO) override this."""
+        return nn.ModuleList(SpectralConv(channels, channels, n_modes) for _ in range(n_layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(batch, in_channels, *spatial)`` to ``(batch, out_channels, *spatial)``."""
@@ -125,14 +155,25 @@ class FNO(OperatorBase):
         if self.embedding is not None:
             x = self.embedding(x)
         v = self.padding.pad(self.lifting(x))
-        last = len(self.spectral) - 1
-        for i, (spectral, skip) in enumerate(zip(self.spectral, self.skips, strict=True)):
-            out = spectral(v)
-            if skip is not None:
-                out = out + skip(v)
-            if i < last:
-                out = self.activation(out)
-            if self.mlps is not None:
-                out = out + self.mlps[i](out)
-            v = out
+        for i in range(len(self.spectral)):
+            v = self._layer(i, v)
         return self.projection(self.padding.unpad(v, sizes))
+
+    def _layer(self, i: int, v: torch.Tensor) -> torch.Tensor:
+        """Fourier layer ``i``: spectral conv + skip, [norm], activation (not after the last
+        layer), then [channel MLP + its skip, [norm]]."""
+        per_layer = 2 if self.mlps is not None else 1
+        out = self.spectral[i](torch.tanh(v) if self.stabilizer == "tanh" else v)
+        if self.skips[i] is not None:
+            out = out + self.skips[i](v)
+        if self.norms is not None:
+            out = self.norms[per_layer * i](out)
+        if i < len(self.spectral) - 1:
+            out = self.activation(out)
+        if self.mlps is None:
+            return out
+        skip = self.mlp_skips[i]
+        res = self.mlps[i](out)
+        if skip is not None:
+            res = res + skip(out)
+        return res if self.norms is None else self.norms[per_layer * i + 1](res)

@@ -14,7 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from pdeml.config import ConfigError, dump
-from pdeml.datasets.datamodule import PDEDataModule
+from pdeml.datasets.datamodule import PDEDataModule, make_datamodule
 from pdeml.operators import build
 from pdeml.trainers.module import OperatorModule
 
@@ -30,9 +30,14 @@ def build_model(model_cfg: dict[str, Any], dm: PDEDataModule) -> torch.nn.Module
     for key, value in (("in_channels", dm.in_channels), ("out_channels", dm.out_channels)):
         if kwargs.setdefault(key, value) != value:
             raise ConfigError(f"model.{key}={kwargs[key]} but the data has {value}")
+    space_dim = getattr(dm, "space_dim", None)  # point-cloud data only
+    if space_dim is not None:
+        kwargs.setdefault("space_dim", space_dim)
     try:
         return build({"name": name, "kwargs": kwargs})
     except TypeError as err:
+        if space_dim is not None and "space_dim" in str(err):
+            raise ConfigError(f"model '{name}' does not take point clouds; use GNOT") from None
         raise _kwargs_error(f"model '{name}'", err) from None
 
 
@@ -62,15 +67,15 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
         Test metrics (when a test file is configured) and the checkpoint path.
     """
     out = Path(out)
-    if "train" not in cfg.get("data", {}):
-        raise ConfigError("config needs data.train (the training HDF5 file)")
+    if not {"train", "online"} & set(cfg.get("data", {})):
+        raise ConfigError("config needs data.train (the training HDF5 file) or data.online")
     last = out / "checkpoints" / "last.ckpt"
     if not resume and last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume or choose another --out")
     L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     try:
-        dm = PDEDataModule(**cfg["data"])
+        dm = make_datamodule(**cfg["data"])
     except TypeError as err:
         raise _kwargs_error("data", err) from None
     dm.setup("fit")

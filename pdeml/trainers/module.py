@@ -27,8 +27,15 @@ class Surrogate(nn.Module):
         super().__init__()
         self.model, self.in_normalizer, self.out_normalizer = model, in_normalizer, out_normalizer
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out_normalizer.decode(self.model(self.in_normalizer.encode(x)))
+    def forward(self, x: torch.Tensor, features: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> torch.Tensor:
+        """A grid ``x``, or point clouds: coordinates ``x`` with ``features`` and ``mask``
+        (channels last; normalized as a ``(batch, channels, points)`` field)."""
+        if features is None:
+            return self.out_normalizer.decode(self.model(self.in_normalizer.encode(x)))
+        z = self.in_normalizer.encode(features.transpose(1, 2)).transpose(1, 2)
+        out = self.model(x, z, mask)
+        return self.out_normalizer.decode(out.transpose(1, 2)).transpose(1, 2)
 
 
 class OperatorModule(L.LightningModule):
@@ -39,20 +46,26 @@ class OperatorModule(L.LightningModule):
     model
         A pdeml operator, or its ``config`` dict (how checkpoints rebuild it).
     loss
-        Loss name (``l2``: relative L2, ``l1``, ``mse``) or a loss module.
+        Loss name (``l2``: relative L2, ``l1``, ``mse``, ``h1``/``h-1``/``h<s>``: relative
+        Sobolev), a mapping such as ``{"name": "sobolev", "s": 1, "periodic": False}``, or a
+        loss module; see :func:`pdeml.trainers.losses.make_loss`.
     lr, weight_decay
         AdamW settings.
     scheduler
         ``cosine`` (per step, to zero at the end of training), ``onecycle`` or ``none``.
+    refined_modes
+        Spectral layers rebuilt with more modes by fine-tuning, ``{layer name: n_modes}``
+        (set by :mod:`pdeml.trainers.finetune`, so that its checkpoints load here).
     """
 
     def __init__(
         self,
         model: nn.Module | dict[str, Any],
-        loss: str | nn.Module = "l2",
+        loss: str | dict[str, Any] | nn.Module = "l2",
         lr: float = 1e-3,
         weight_decay: float = 1e-4,
         scheduler: str = "cosine",
+        refined_modes: dict[str, list[int]] | None = None,
     ) -> None:
         super().__init__()
         if scheduler not in SCHEDULERS:
@@ -60,10 +73,18 @@ class OperatorModule(L.LightningModule):
         net = build(model) if isinstance(model, dict) else model
         if not hasattr(net, "config"):
             raise TypeError("OperatorModule needs a pdeml operator (with a .config)")
-        loss_name = loss if isinstance(loss, str) else type(loss).__name__
+        if refined_modes:
+            from pdeml.trainers.finetune import apply_refined_modes
+
+            apply_refined_modes(net, refined_modes)
+        self.loss_fn = make_loss(loss)
+        # A loss with a plain config (LpLoss, SobolevLoss) is stored so checkpoints rebuild it.
+        loss_spec = loss if isinstance(loss, str | dict) else getattr(
+            self.loss_fn, "config", type(loss).__name__)
         self.save_hyperparameters(
-            {"model": net.config, "loss": loss_name, "lr": lr,
-             "weight_decay": weight_decay, "scheduler": scheduler}
+            {"model": net.config, "loss": loss_spec, "lr": lr,
+             "weight_decay": weight_decay, "scheduler": scheduler,
+             **({"refined_modes": dict(refined_modes)} if refined_modes else {})}
         )
         kw = net.config["kwargs"]
         self.surrogate = Surrogate(
@@ -71,7 +92,6 @@ class OperatorModule(L.LightningModule):
             UnitGaussianNormalizer(kw["in_channels"]),
             UnitGaussianNormalizer(kw["out_channels"]),
         )
-        self.loss_fn = make_loss(loss)
         self.rel_l2 = LpLoss(2.0, relative=True)
 
     @property
@@ -89,20 +109,31 @@ class OperatorModule(L.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.surrogate(x)
 
-    def training_step(
-        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
-    ) -> torch.Tensor:
+    def _predict(self, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """Prediction, target and valid-entry count; point-cloud batches ``(coords, x, y,
+        mask)`` get both zeroed on padding, so relative Lp losses cover valid points only."""
+        if len(batch) == 4:
+            coords, x, y, mask = batch
+            keep = mask.unsqueeze(-1)
+            pred = torch.where(keep, self.surrogate(coords, x, mask), 0.0)
+            y = torch.where(keep, y, 0.0)
+            return pred, y, int(mask.sum()) * y.shape[-1]
         x, y = batch
-        loss = self.loss_fn(self(x), y)
+        return self(x), y, y.numel()
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, ...], batch_idx: int
+    ) -> torch.Tensor:
+        pred, y, _ = self._predict(batch)
+        loss = self.loss_fn(pred, y)
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True,
-                 batch_size=len(x))
+                 batch_size=len(y))
         return loss
 
-    def _eval_step(self, batch: tuple[torch.Tensor, torch.Tensor], prefix: str) -> None:
-        x, y = batch
-        pred = self(x)
-        self.log(f"{prefix}_l2", self.rel_l2(pred, y), prog_bar=True, batch_size=len(x))
-        self.log(f"{prefix}_mse", torch.mean((pred - y) ** 2), batch_size=len(x))
+    def _eval_step(self, batch: tuple[torch.Tensor, ...], prefix: str) -> None:
+        pred, y, n_valid = self._predict(batch)
+        self.log(f"{prefix}_l2", self.rel_l2(pred, y), prog_bar=True, batch_size=len(y))
+        self.log(f"{prefix}_mse", torch.sum((pred - y) ** 2) / n_valid, batch_size=len(y))
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")

@@ -232,11 +232,15 @@ class SpectralConv(nn.Module):
         One batched real GEMM over the modes: ``[re, im] @ [[wr, wi], [-wi, wr]]`` is the
         complex product, so no complex kernels (slow on CPU, awkward to export) are needed.
         """
-        d, (b, i) = self.n_dim, z.shape[:2]
         w = self.weight
         for axis, (k, k_full) in enumerate(zip(ks, self.k_max, strict=True)):
-            last = axis == d - 1
+            last = axis == self.n_dim - 1
             w = w.narrow(2 + axis, 0 if last else k_full - k, k + 1 if last else 2 * k + 1)
+        return self._mix_weight(z, w)
+
+    def _mix_weight(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """:meth:`_mix` with a weight ``(in, out, *modes, 2)`` already cut to ``z``'s modes."""
+        d, (b, i) = self.n_dim, z.shape[:2]
         mode_shape = w.shape[2:-1]
         w = w.movedim((0, 1), (-3, -2))  # (*m, i, o, 2)
         wr, wi = w[..., 0], w[..., 1]

@@ -7,6 +7,7 @@ from pdeml.solvers.problems.cfdbench import Channel as Channel
 from pdeml.solvers.problems.cfdbench import Cylinder as Cylinder
 from pdeml.solvers.problems.cfdbench import Step as Step
 from pdeml.solvers.problems.darcy import DarcyFlow
+from pdeml.solvers.problems.darcy_holes import DarcyHoles as DarcyHoles
 from pdeml.solvers.problems.heat import SteadyHeat as SteadyHeat
 from pdeml.solvers.problems.helmholtz import Helmholtz as Helmholtz
 from pdeml.solvers.problems.linear import LinearProblem as LinearProblem

@@ -1,0 +1,506 @@
+"""Online training: a LightningDataModule whose training samples stream from Dask generators.
+
+Validation and test sets are fixed HDF5 files (never drawn from the stream). The training
+set is an :class:`OnlineDataset` (a ``torch`` ``IterableDataset`` of whole batches) that
+drains a :class:`~pdeml.datasets.stream.SampleBuffer` filled by a
+:class:`~pdeml.datasets.stream.StreamFeeder`; an epoch is ``batches_per_epoch`` batches.
+
+Layout of the sample indices: DDP rank ``r`` of ``R`` with DataLoader worker ``w`` of ``W``
+draws the indices ``r * W + w + k * R * W`` (disjoint streams). With one rank and no workers,
+streamed sample ``k`` is exactly sample ``k`` of ``pdeml generate --seed <seed>``'s
+``train.h5``.
+
+Checkpoints (Lightning saves :meth:`OnlineDataModule.state_dict` with the model and
+optimizer) hold, for each rank, the buffer contents and RNG, the generator position (next
+index and the indices submitted but not yet delivered), the epoch position, and the batches
+the DataLoader had prefetched but the trainer had not yet used. Resuming with
+``num_workers=0`` and the same number of ranks continues the same stream exactly. With
+``num_workers > 0`` the workers' buffers live in other processes and are not saved: a resumed
+run continues with fresh samples from an unused part of the index space (never a repeat).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from pdeml.datasets.normalization import UnitGaussianNormalizer
+from pdeml.datasets.reader import H5Dataset
+from pdeml.datasets.schema import DatasetError
+from pdeml.datasets.stream import (
+    BUFFERS,
+    SampleBuffer,
+    StreamExhausted,
+    StreamFeeder,
+    StreamTee,
+    default_in_flight,
+    select_batch,
+    stream_stride,
+    timed_variables,
+)
+from pdeml.solvers.problems.base import Problem, make_problem
+
+log = logging.getLogger("pdeml.stream")
+
+SEGMENT = 2**40  # index-space offset of a resumed run that cannot restore its buffers
+NORM_SPLIT = "normalize"  # the split of the samples that fit the normalizers
+
+
+class OnlineDataset(IterableDataset):
+    """Batches ``(x, y)`` drawn from a live sample stream; ``len()`` batches per epoch.
+
+    Built by :class:`OnlineDataModule`; the stream (Dask client, buffer, feeder thread) starts
+    on the first iteration in the process that iterates (the trainer, or each DataLoader
+    worker, which then connects to the scheduler ``address``) and lives across epochs.
+    """
+
+    def __init__(self, problem: Problem, stream: dict[str, Any], inputs: Sequence[str],
+                 outputs: Sequence[str], batch_size: int, batches_per_epoch: int,
+                 address: str | None, rank: int = 0, world_size: int = 1,
+                 record_indices: bool = False) -> None:
+        self.problem, self.stream = problem, dict(stream)
+        self.inputs, self.outputs = list(inputs), list(outputs)
+        self.batch_size, self.batches_per_epoch = int(batch_size), int(batches_per_epoch)
+        self.address, self.rank, self.world_size = address, rank, world_size
+        self.record_indices = record_indices
+        self.client: Any = None  # the trainer process's client (not pickled to workers)
+        self.segment = 0
+        self.index_log: list[list[int]] = []
+        self._reset_runtime()
+
+    def _reset_runtime(self) -> None:
+        self.feeder: StreamFeeder | None = None
+        self._own_client: Any = None
+        self._pending_state: dict[str, Any] | None = None
+        self._epoch_pos = self._yielded = 0
+        self._recent: deque[tuple[list[int], torch.Tensor, torch.Tensor]] = deque(maxlen=8)
+        self._replay: deque[tuple[list[int], torch.Tensor, torch.Tensor]] = deque()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()  # DataLoader workers start their own stream
+        for key in ("client", "feeder", "_own_client", "_recent", "_replay"):
+            state[key] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        client = self.client
+        self._reset_runtime()
+        self.client = client
+
+    def __len__(self) -> int:
+        return self.batches_per_epoch
+
+    def _start(self, worker: int, n_workers: int) -> StreamFeeder:
+        if self.feeder is not None:
+            return self.feeder
+        client = self.client
+        if client is None or n_workers > 1:
+            from distributed import Client
+
+            if self.address is None:
+                raise DatasetError("DataLoader workers need a scheduler address to stream")
+            client = self._own_client = Client(self.address, set_as_default=False)
+        sid, n_streams = stream_stride(self.rank, self.world_size, worker, n_workers)
+        s = self.stream
+        buffer = SampleBuffer(s["buffer"], s["capacity"], s["watermark"],
+                              seed=f"{s['seed']}-{sid}-{self.segment}")
+        tee = None
+        if s["tee"]:
+            path = Path(s["tee"])
+            if n_streams > 1:
+                path = path.with_name(f"{path.stem}.stream{sid}of{n_streams}{path.suffix}")
+            tee = StreamTee(path, self.problem, s["seed"], s["split"])
+        self.feeder = StreamFeeder(
+            client, self.problem, buffer, self.inputs, self.outputs, seed=s["seed"],
+            split=s["split"], stream_id=sid, n_streams=n_streams,
+            offset=self.segment * SEGMENT, chunk=s["chunk"], max_in_flight=s["max_in_flight"],
+            task_timeout=s["task_timeout"], retries=s["retries"],
+            max_attempts=s["max_attempts"], max_samples=s["max_samples"], tee=tee)
+        if self._pending_state is not None:
+            self.feeder.load_state_dict(self._pending_state["feeder"])
+        if n_workers > 1 or get_worker_info() is not None:
+            from multiprocessing.util import Finalize
+
+            # DataLoader workers end through multiprocessing's exit path (no atexit): stop
+            # the feeder there so that the tee is finished and the client disconnects.
+            Finalize(self, self.close, exitpriority=10)
+        return self.feeder.start()
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        feeder = self._start(worker, n_workers)
+        n = len(range(worker, self.batches_per_epoch, n_workers))
+        if self._epoch_pos >= n:
+            self._epoch_pos = 0
+        while self._epoch_pos < n:
+            batch = self._replay.popleft() if self._replay else self._draw(feeder)
+            if batch is None:
+                return
+            self._epoch_pos += 1
+            self._yielded += 1
+            self._recent.append(batch)
+            if self.record_indices:
+                self.index_log.append(batch[0])
+            yield batch[1], batch[2]
+
+    def _draw(self, feeder: StreamFeeder) -> tuple[list[int], torch.Tensor, torch.Tensor] | None:
+        items = []
+        try:
+            for _ in range(self.batch_size):
+                items.append(feeder.buffer.get(timeout=self.stream["data_timeout"]))
+        except StreamExhausted:
+            if not items:
+                return None
+        return ([i for i, _, _ in items], torch.stack([x for _, x, _ in items]),
+                torch.stack([y for _, _, y in items]))
+
+    def state_dict(self, processed: int) -> dict[str, Any]:
+        """This process's stream state, given the batches the trainer has ``processed``."""
+        if self.feeder is None:
+            return {"segment": self.segment, "restorable": False}
+        unused = max(0, min(self._yielded - processed, len(self._recent)))
+        replay = list(self._recent)[len(self._recent) - unused:] if unused else []
+        return {"segment": self.segment, "restorable": True,
+                "feeder": self.feeder.state_dict(), "epoch_pos": self._epoch_pos - unused,
+                "yielded": self._yielded - unused,
+                "replay": [(idx, x, y) for idx, x, y in replay]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (or from a fresh segment if not restorable)."""
+        if self.feeder is not None:
+            raise RuntimeError("load the stream state before iterating")
+        if not state.get("restorable"):
+            self.segment = int(state["segment"]) + 1
+            log.warning("the checkpoint holds no restorable stream state (DataLoader workers "
+                        "or another layout): continuing with fresh samples")
+            return
+        self.segment = int(state["segment"])
+        self._pending_state = state
+        self._epoch_pos, self._yielded = int(state["epoch_pos"]), int(state["yielded"])
+        self._replay = deque((list(i), x, y) for i, x, y in state["replay"])
+
+    def close(self) -> None:
+        """Stop the feeder and close the client this dataset opened."""
+        if self.feeder is not None:
+            self.feeder.stop()
+        if self._own_client is not None:
+            self._own_client.close()
+            self._own_client = None
+
+
+class OnlineDataModule(L.LightningDataModule):
+    """Train on samples streamed from Dask generators; validate and test on HDF5 files.
+
+    Parameters
+    ----------
+    problem, options
+        The problem (a name for :func:`~pdeml.solvers.problems.make_problem` with its
+        ``options``, or a configured :class:`~pdeml.solvers.problems.Problem`).
+    val, test
+        Fixed validation and test files (``pdeml generate``); never drawn from the stream.
+    inputs, outputs
+        Variable selectors (as for :class:`~pdeml.datasets.PDEDataModule`); by default the
+        problem's ``input_vars`` / ``output_vars``.
+    batch_size, batches_per_epoch
+        Batch size, and batches in one (per-rank) epoch.
+    buffer, capacity, watermark
+        The :class:`~pdeml.datasets.stream.SampleBuffer`: ``fifo``, ``firo`` or ``reservoir``.
+    seed, split
+        Streamed sample ``i`` is drawn from ``sample_rng(seed, split, i)``.
+    scheduler, n_workers
+        ``"local"``: a ``LocalCluster`` of ``n_workers`` single-threaded processes, started by
+        rank 0 and shared by every rank; a scheduler address (``"tcp://host:8786"``) or a
+        ``distributed.Client``: that cluster.
+    chunk, max_in_flight
+        Samples per Dask task; tasks in flight per stream (default two per Dask worker).
+    task_timeout, retries, max_attempts
+        Fault handling, see :class:`~pdeml.datasets.stream.StreamFeeder`.
+    data_timeout
+        Seconds the trainer waits for one sample before raising ``StreamError``.
+    max_samples
+        Per-stream limit on streamed samples (``None``: endless).
+    tee
+        Also write the streamed samples to this HDF5 file (one per stream when several).
+    num_workers
+        DataLoader worker processes, each with its own stream (exact resume needs 0).
+    norm_samples
+        Samples (of the separate split ``"normalize"``) that fit the normalizers.
+    record_indices
+        Keep the stream indices of every batch in ``train_set.index_log`` (for tests).
+    """
+
+    def __init__(
+        self, problem: str | Problem, options: dict[str, Any] | None = None,
+        val: str | Path | None = None, test: str | Path | None = None,
+        inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
+        batch_size: int = 16, batches_per_epoch: int = 64, buffer: str = "firo",
+        capacity: int = 1024, watermark: int | None = None, seed: int = 0,
+        split: str = "train", scheduler: Any = "local", n_workers: int = 1, chunk: int = 4,
+        max_in_flight: int | None = None, task_timeout: float = 300.0, retries: int = 2,
+        max_attempts: int = 3, data_timeout: float = 600.0, max_samples: int | None = None,
+        tee: str | Path | None = None, num_workers: int = 0, norm_samples: int = 64,
+        record_indices: bool = False,
+    ) -> None:
+        super().__init__()
+        self.problem = (make_problem(problem, **(options or {})) if isinstance(problem, str)
+                        else problem)
+        checks = {"batch_size": batch_size, "batches_per_epoch": batches_per_epoch,
+                  "n_workers": n_workers, "chunk": chunk, "norm_samples": norm_samples}
+        for name, value in checks.items():
+            if int(value) != value or value < 1:
+                raise ValueError(f"online {name} must be a positive integer, got {value}")
+        if buffer not in BUFFERS:
+            raise ValueError(f"unknown buffer '{buffer}'; use one of {', '.join(BUFFERS)}")
+        SampleBuffer(buffer, capacity, watermark)  # validates capacity and watermark
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.val_path, self.test_path = val, test
+        self.inputs = list(inputs or self.problem.input_vars)
+        self.outputs = list(outputs or self.problem.output_vars)
+        self.batch_size, self.batches_per_epoch = int(batch_size), int(batches_per_epoch)
+        self.scheduler, self.n_workers, self.num_workers = scheduler, int(n_workers), num_workers
+        self.norm_samples, self.record_indices = int(norm_samples), record_indices
+        self.stream = {
+            "buffer": buffer, "capacity": int(capacity), "watermark": watermark,
+            "seed": int(seed), "split": split, "chunk": int(chunk),
+            "max_in_flight": max_in_flight or default_in_flight(n_workers),
+            "task_timeout": float(task_timeout), "retries": int(retries),
+            "max_attempts": int(max_attempts), "data_timeout": float(data_timeout),
+            "max_samples": max_samples, "tee": str(tee) if tee else None,
+        }
+        self.train_set: OnlineDataset | None = None
+        self.val_set = self.test_set = None
+        self.client = self._cluster = None
+        self._probe: tuple[np.ndarray, np.ndarray] | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    # -- shapes and fixed sets -------------------------------------------------------------
+
+    def _draw(self, split: str, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Samples of ``split`` as selected ``(x, y)`` arrays, through Dask when connected."""
+        from pdeml.datasets.writer import compute_samples
+
+        seed, chunk = self.stream["seed"], max(self.stream["chunk"], 8)
+        parts = [list(indices[i:i + chunk]) for i in range(0, len(indices), chunk)]
+        if self.client is not None:
+            futures = [self.client.submit(compute_samples, self.problem, seed, split, p,
+                                          pure=False, retries=self.stream["retries"])
+                       for p in parts]
+            outs = self.client.gather(futures)
+        else:
+            outs = [compute_samples(self.problem, seed, split, p) for p in parts]
+        timed = timed_variables(self.problem)
+        x = np.concatenate([select_batch(o, self.inputs, timed) for o in outs])
+        y = np.concatenate([select_batch(o, self.outputs, timed) for o in outs])
+        return x, y
+
+    def _shapes(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._probe is None:
+            self._probe = self._draw(NORM_SPLIT, [0])
+        return self._probe
+
+    @property
+    def in_channels(self) -> int:
+        """Channels of the model input."""
+        return int(self._shapes()[0].shape[1])
+
+    @property
+    def out_channels(self) -> int:
+        """Channels of the model output."""
+        return int(self._shapes()[1].shape[1])
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """Grid shape of the streamed samples."""
+        return tuple(self._shapes()[0].shape[2:])
+
+    def _fixed_set(self, path: str | Path) -> H5Dataset:
+        ds = H5Dataset(path, self.inputs, self.outputs, in_memory=True)
+        want = (self.in_channels, self.out_channels, self.spatial_shape)
+        have = (ds.in_channels, ds.out_channels, ds.spatial_shape)
+        if have != want:
+            raise DatasetError(f"{path} holds (in, out, grid) = {have} but the stream gives "
+                               f"{want}; generate it with the same problem options")
+        return ds
+
+    # -- Lightning hooks -------------------------------------------------------------------
+
+    def _connect(self) -> str | None:
+        """Connect to the Dask cluster (rank 0 starts a local one); the scheduler address."""
+        from distributed import Client
+
+        from pdeml.datasets.writer import open_client
+
+        trainer, scheduler = self.trainer, self.scheduler
+        if isinstance(scheduler, Client):
+            self.client = scheduler
+            return scheduler.scheduler.address
+        if scheduler == "local":
+            address = None
+            if trainer.global_rank == 0:
+                self.client, self._cluster = open_client("local", self.n_workers)
+                address = self.client.scheduler.address
+            address = trainer.strategy.broadcast(address, src=0)
+        elif isinstance(scheduler, str):
+            address = scheduler
+        else:
+            raise DatasetError(f"scheduler must be 'local', an address or a Client: {scheduler!r}")
+        if self.client is None:
+            self.client = Client(address, set_as_default=False)
+        return address
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.val_path and self.val_set is None:
+            self.val_set = self._fixed_set(self.val_path)
+        if self.test_path and self.test_set is None and stage in (None, "test", "predict"):
+            self.test_set = self._fixed_set(self.test_path)
+        if stage in (None, "fit") and self.trainer is not None and self.client is None:
+            address = self._connect()
+            self.train_set = OnlineDataset(
+                self.problem, self.stream, self.inputs, self.outputs, self.batch_size,
+                self.batches_per_epoch, address, self.trainer.global_rank,
+                self.trainer.world_size, self.record_indices)
+            self.train_set.client = self.client
+            if self._pending_state is not None:
+                self.load_state_dict(self._pending_state)
+
+    def fit_normalizers(self) -> tuple[UnitGaussianNormalizer, UnitGaussianNormalizer]:
+        """Normalizers fitted on ``norm_samples`` fresh samples (split ``"normalize"``)."""
+        x, y = self._draw(NORM_SPLIT, range(self.norm_samples))
+        n_in = UnitGaussianNormalizer(x.shape[1]).fit([torch.from_numpy(x)])
+        n_out = UnitGaussianNormalizer(y.shape[1]).fit([torch.from_numpy(y)])
+        return n_in, n_out
+
+    def train_dataloader(self) -> DataLoader:
+        if self.train_set is None:
+            raise DatasetError("the online stream starts when a Trainer calls setup('fit')")
+        # Workers start Dask clients of their own: spawn them (forking a process that runs an
+        # event loop thread is unsafe) and keep them, so each stream lives across epochs.
+        extra = ({"multiprocessing_context": "spawn", "persistent_workers": True}
+                 if self.num_workers else {})
+        return DataLoader(self.train_set, batch_size=None, num_workers=self.num_workers,
+                          **extra)
+
+    def _loader(self, dataset: H5Dataset) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader(self.val_set) if self.val_set is not None else []
+
+    def test_dataloader(self) -> DataLoader:
+        if self.test_set is None:
+            raise DatasetError("no test file was given")
+        return self._loader(self.test_set)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every rank's stream state (all ranks call this when Lightning checkpoints)."""
+        if self.train_set is None or self.trainer is None:
+            return {}
+        processed = self.trainer.fit_loop.epoch_loop.batch_progress.total.processed
+        local = self.train_set.state_dict(processed)
+        world = self.trainer.world_size
+        states = [local]
+        if world > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            states = [None] * world
+            torch.distributed.all_gather_object(states, local)
+        return {"version": 1, "world_size": world, "num_workers": self.num_workers,
+                "ranks": states}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore this rank's stream (exactly when the layout matches and workers are 0)."""
+        if not state:
+            return
+        if self.trainer is not None and self.trainer.state.fn != "fit":
+            return  # test/validate from a checkpoint: the stream is not used
+        if self.train_set is None or self.trainer is None:
+            self._pending_state = state  # applied when setup('fit') builds the stream
+            return
+        self._pending_state = None
+        same = (state["world_size"], state["num_workers"]) == (self.trainer.world_size,
+                                                               self.num_workers)
+        if same and self.num_workers == 0:
+            local = state["ranks"][self.trainer.global_rank]
+        else:
+            local = {"segment": max(s["segment"] for s in state["ranks"]), "restorable": False}
+        self.train_set.load_state_dict(local)
+
+    def teardown(self, stage: str | None = None) -> None:
+        if stage in (None, "fit"):
+            self.close()
+
+    def close(self) -> None:
+        """Stop the stream and close the Dask client (and the local cluster it started)."""
+        if self.train_set is not None:
+            self.train_set.close()
+        if self.client is not None and self.client is not self.scheduler:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        self.client = self._cluster = None
+
+
+class DataWaitMonitor(L.Callback):
+    """Time the training loop waits for batches (between a step's end and the next start).
+
+    ``wait`` and ``compute`` are seconds summed over training batches; ``fraction`` is the
+    share of waiting. Validation is not counted. Works for any DataLoader (offline too).
+    """
+
+    def __init__(self) -> None:
+        self.wait = self.compute = 0.0
+        self.n_batches = 0
+        self._mark: float | None = None
+        self._t0 = 0.0
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        import time
+
+        self._mark = time.perf_counter()
+
+    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any,
+                             batch_idx: int) -> None:
+        import time
+
+        self._t0 = time.perf_counter()
+        if self._mark is not None:
+            self.wait += self._t0 - self._mark
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        import time
+
+        self._mark = time.perf_counter()
+        self.compute += self._mark - self._t0
+        self.n_batches += 1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._mark = None
+
+    @property
+    def fraction(self) -> float:
+        """Share of the training loop's time spent waiting for data."""
+        total = self.wait + self.compute
+        return self.wait / total if total else 0.0
+
+
+def online_datamodule(online: dict[str, Any], **data: Any) -> OnlineDataModule:
+    """The datamodule of a config's ``data`` section with ``online: {problem: ..., ...}``.
+
+    ``online`` holds the stream settings; the other ``data`` keys (``val``, ``test``,
+    ``batch_size``, ``inputs``, ...) go to the same :class:`OnlineDataModule`.
+    """
+    if "train" in data:
+        raise DatasetError("give data.train (a file) or data.online (a stream), not both")
+    if not isinstance(online, dict) or "problem" not in online:
+        raise DatasetError("data.online must be a mapping with a problem, e.g. {problem: darcy}")
+    return OnlineDataModule(**online, **data)

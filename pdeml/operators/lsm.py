@@ -1,0 +1,219 @@
+"""Latent Spectral Models (Wu et al., ICML 2023): multi-scale neural spectral blocks, 1-3 D."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from pdeml.operators.base import OperatorBase
+from pdeml.operators.layers.embedding import GridEmbedding
+from pdeml.operators.layers.mlp import ChannelMLP, Pointwise
+
+_CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+_NORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+_POOL = {1: F.max_pool1d, 2: F.max_pool2d, 3: F.max_pool3d}
+_UPSAMPLE = {1: "linear", 2: "bilinear", 3: "trilinear"}
+
+
+class DoubleConv(nn.Module):
+    """Two ``3^d`` convolutions, each with batch norm and GELU (the U-Net stage)."""
+
+    def __init__(self, in_channels: int, out_channels: int, n_dim: int) -> None:
+        super().__init__()
+        conv, norm = _CONV[n_dim], _NORM[n_dim]
+        self.net = nn.Sequential(
+            conv(in_channels, out_channels, 3, padding=1, bias=False), norm(out_channels),
+            nn.GELU(),
+            conv(out_channels, out_channels, 3, padding=1, bias=False), norm(out_channels),
+            nn.GELU(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return F.scaled_dot_product_attention(q, k, v)
+
+
+class NeuralSpectralBlock(nn.Module):
+    """LSM's neural spectral block on one scale: patches -> latent tokens -> spectral -> grid.
+
+    The map is cut into ``patches`` per axis. In each patch, ``n_tokens`` learned latent tokens
+    attend to the patch's points (multi-head softmax attention, keys and values a pointwise
+    map of the features). Each token channel ``z`` then passes the latent spectral transition
+    ``z <- z + sum_k (a_k sin(k pi z / K) + b_k cos(k pi z / K))``, ``k = 1..K``, weights
+    per channel: a learned nonlinear operator written in a trigonometric basis, as in the
+    paper's latent "neural spectral" solver. The points then attend to the updated tokens
+    (queries a pointwise map of the features), residually.
+
+    Parameters
+    ----------
+    channels
+        Feature width.
+    n_dim
+        Spatial dimensions.
+    patches
+        Patches per axis (every axis must be divisible by it; :class:`LSM` pads to make it so).
+    n_tokens, n_basis, n_heads
+        Latent tokens per patch, sin/cos basis size ``K``, attention heads.
+    """
+
+    def __init__(self, channels: int, n_dim: int, patches: int, n_tokens: int, n_basis: int,
+                 n_heads: int) -> None:
+        super().__init__()
+        if channels % n_heads:
+            raise ValueError(f"LSM width {channels} is not divisible by n_heads={n_heads}")
+        self.n_dim, self.patches, self.n_heads = n_dim, patches, n_heads
+        head = channels // n_heads
+        self.tokens = nn.Parameter(torch.rand(n_heads, n_tokens, head) / channels)
+        self.encode_kv = Pointwise(channels, 2 * channels)
+        self.decode_q = Pointwise(channels, channels)
+        self.register_buffer("freqs", torch.arange(1, n_basis + 1) * (math.pi / n_basis),
+                             persistent=False)
+        self.spectral = nn.Parameter(torch.rand(channels, 2 * n_basis) / channels)
+
+    def _patchify(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """``(b, c, *sizes)`` to ``(b * patches^d, heads, points per patch, c / heads)``."""
+        b, c, *sizes = x.shape
+        p, d = self.patches, self.n_dim
+        split = [s for n in sizes for s in (p, n // p)]
+        x = x.reshape(b, c, *split)
+        # (b, c, p1, s1, p2, s2, ...) -> (b, p1, p2, ..., s1, s2, ..., c)
+        order = [0, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2), 1]
+        x = x.permute(order).reshape(b * p**d, -1, self.n_heads, c // self.n_heads)
+        return x.transpose(1, 2), tuple(sizes)
+
+    def _unpatchify(self, t: torch.Tensor, b: int, sizes: tuple[int, ...]) -> torch.Tensor:
+        p, d = self.patches, self.n_dim
+        c = t.shape[1] * t.shape[3]
+        t = t.transpose(1, 2).reshape(b, *([p] * d), *[n // p for n in sizes], c)
+        order = [0, 2 * d + 1]
+        for axis in range(d):
+            order += [1 + axis, 1 + d + axis]
+        return t.permute(order).reshape(b, c, *sizes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b = x.shape[0]
+        k, v = self.encode_kv(x).chunk(2, dim=1)
+        k, sizes = self._patchify(k)
+        v, _ = self._patchify(v)
+        tokens = self.tokens.unsqueeze(0).expand(k.shape[0], -1, -1, -1)
+        z = tokens + _attention(tokens, k, v)  # (B', heads, tokens, head)
+        # Spectral transition, per channel (head, head-channel) of each token.
+        zc = z.transpose(2, 3).reshape(z.shape[0], -1, z.shape[2])  # (B', c, tokens)
+        angles = zc.unsqueeze(-1) * self.freqs
+        basis = torch.cat([angles.sin(), angles.cos()], dim=-1)
+        zc = zc + torch.einsum("bctk,ck->bct", basis, self.spectral)
+        z = zc.reshape(z.shape[0], self.n_heads, -1, z.shape[2]).transpose(2, 3)
+        q, _ = self._patchify(self.decode_q(x))
+        return x + self._unpatchify(_attention(q, z, z), b, sizes)
+
+
+class LSM(OperatorBase):
+    """Latent Spectral Model: a U-Net whose skip at every scale is a neural spectral block.
+
+    Lift (pointwise, grid coordinates appended), encode at ``n_scales`` scales (each halves the
+    grid and doubles the width, max-pool + double convolution), apply a
+    :class:`NeuralSpectralBlock` at every scale, decode from coarse to fine (upsample,
+    concatenate, double convolution), project with a channel MLP.
+
+    Grids are zero-padded at the end of each axis to the next multiple of :meth:`multiple`
+    (the coarsest grid and the patches must divide evenly) and cropped back, so any size works.
+
+    Parameters
+    ----------
+    in_channels, out_channels
+        Channels of the input and output fields.
+    n_dim
+        Spatial dimensions (1-3).
+    hidden_channels
+        Width at the finest scale (doubled per scale).
+    n_scales
+        Number of scales, the finest included.
+    n_tokens, n_basis, n_heads
+        Latent tokens per patch, sin/cos basis size, attention heads (divides the widths).
+    patches
+        Patches per axis at the finest scale, halved per coarser scale (at least 1): the patch
+        size stays put while the map shrinks.
+    positional_embedding
+        Append grid coordinates to the input.
+
+    Examples
+    --------
+    >>> net = LSM(in_channels=1, out_channels=1)
+    >>> net(torch.randn(2, 1, 50, 50)).shape
+    torch.Size([2, 1, 50, 50])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_dim: int = 2,
+        hidden_channels: int = 32,
+        n_scales: int = 4,
+        n_tokens: int = 4,
+        n_basis: int = 12,
+        n_heads: int = 8,
+        patches: int = 4,
+        positional_embedding: bool = True,
+    ) -> None:
+        super().__init__()
+        if n_dim not in _CONV:
+            raise ValueError(f"LSM works on 1-3 spatial dims, got n_dim={n_dim}")
+        if min(in_channels, out_channels, hidden_channels, n_scales, n_tokens, n_basis,
+               n_heads, patches) < 1:
+            raise ValueError("LSM sizes (channels, n_scales, n_tokens, n_basis, n_heads, "
+                             "patches) must be positive")
+        self.in_channels, self.out_channels, self.n_dim = in_channels, out_channels, n_dim
+        self.n_scales, self.patches = n_scales, patches
+        widths = [hidden_channels * 2**s for s in range(n_scales)]
+        self.embedding = GridEmbedding(n_dim) if positional_embedding else None
+        self.lifting = Pointwise(in_channels + (n_dim if positional_embedding else 0), widths[0])
+        self.encoders = nn.ModuleList(
+            DoubleConv(widths[max(s - 1, 0)], widths[s], n_dim) for s in range(n_scales)
+        )
+        self.spectral = nn.ModuleList(
+            NeuralSpectralBlock(w, n_dim, self._patches_at(s), n_tokens, n_basis, n_heads)
+            for s, w in enumerate(widths)
+        )
+        self.decoders = nn.ModuleList(
+            DoubleConv(widths[s] + widths[s + 1], widths[s], n_dim) for s in range(n_scales - 1)
+        )
+        self.projection = ChannelMLP(widths[0], out_channels, 4 * widths[0])
+
+    def _patches_at(self, scale: int) -> int:
+        return max(1, self.patches // 2**scale)
+
+    def multiple(self) -> int:
+        """Every axis is padded to a multiple of this: each scale's grid must split into its
+        patches after ``n_scales - 1`` halvings."""
+        return math.lcm(*(2**s * self._patches_at(s) for s in range(self.n_scales)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map ``(batch, in_channels, *spatial)`` to ``(batch, out_channels, *spatial)``."""
+        self.check_input(x, self.in_channels)
+        sizes = tuple(x.shape[2:])
+        if self.embedding is not None:
+            x = self.embedding(x)
+        m = self.multiple()
+        pad = [(-n) % m for n in sizes]
+        v = self.lifting(x)
+        if any(pad):
+            # F.pad lists the last axis first; pad only the end so cropping is a slice.
+            v = F.pad(v, [p for amount in reversed(pad) for p in (0, amount)])
+        skips = []
+        for s, (encode, spectral) in enumerate(zip(self.encoders, self.spectral, strict=True)):
+            v = encode(v if s == 0 else _POOL[self.n_dim](v, 2))
+            skips.append(spectral(v))
+        v = skips[-1]
+        for s in reversed(range(self.n_scales - 1)):
+            up = F.interpolate(v, size=skips[s].shape[2:], mode=_UPSAMPLE[self.n_dim],
+                               align_corners=False)
+            v = self.decoders[s](torch.cat([skips[s], up], dim=1))
+        v = v[(slice(None), slice(None), *(slice(0, n) for n in sizes))]
+        return self.projection(v)

@@ -1,0 +1,291 @@
+"""The CFD benchmark suite behind ``pdeml evaluate --suite cfd``.
+
+For every chosen case (cavity, channel, step, cylinder) and parameter sweep (CFDBench's BC,
+PROP and GEO subsets) the suite generates the data (case-level train / val / test split),
+trains each chosen operator as a one-step autoregressive surrogate (input: the current
+``u, v`` frame, the fluid ``mask`` and the case parameters that vary in the sweep, as constant
+channels; output: the next frame), and evaluates it one step ahead (teacher forced) and as a
+rollout from the first frame. A persistence baseline (next frame = current frame) gives
+every table a floor to beat. Outputs under ``out``: ``results.md``, ``results.csv``,
+``results.nc`` (xarray), ``results.json``, ``figures/`` and ``index.html``.
+
+Finished pieces are reused: data files by the generator's resumption, trained runs by their
+``metrics.json``; ``overwrite`` retrains.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CASES = ("cavity", "channel", "step", "cylinder")
+SWEEPS = ("bc", "prop", "geo")
+BASELINE = "persistence"
+SIZES: dict[str, dict[str, Any]] = {
+    # small enough for tests and a first look (minutes on a laptop for all 12 combinations)
+    "quick": {"options": {"resolution": 32, "cells": 16, "final_time": 1.0, "n_snapshots": 10},
+              "splits": {"train": 8, "val": 2, "test": 2}, "epochs": 10, "batch_size": 8,
+              "lr": 3e-3, "model": {"FNO": {"n_modes": [12, 12], "hidden_channels": 16,
+                                            "n_layers": 3}}},
+    # CFDBench's 64x64 grid and 8:1:1 case split; solver settings at the problem defaults
+    "full": {"options": {"resolution": 64}, "splits": {"train": 80, "val": 10, "test": 10},
+             "epochs": 100, "batch_size": 32, "lr": 1e-3,
+             "model": {"FNO": {"n_modes": [16, 16], "hidden_channels": 32, "n_layers": 4}}},
+}
+METRICS = ("rel_l2", "nrmse", "nmse", "rmse", "mae", "max_error", "brmse",
+           "frmse_low", "frmse_mid", "frmse_high")
+COLUMNS = ("case", "sweep", "operator", "params", "train_s",
+           *METRICS, "rollout_rel_l2", "rollout_rmse", "rollout_final_rel_l2")
+
+
+def _check_choice(kind: str, values: Sequence[str], allowed: Sequence[str]) -> list[str]:
+    values = list(values)
+    bad = [v for v in values if v not in allowed]
+    if bad or not values:
+        raise ValueError(f"unknown {kind} {', '.join(bad) or '(none given)'}; choose from "
+                         f"{', '.join(allowed)}")
+    return values
+
+
+def _size(size: str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(size, dict):
+        unknown = sorted(set(size) - set(SIZES["quick"]))
+        if unknown:
+            raise ValueError(f"unknown suite size setting(s) {', '.join(unknown)}; "
+                             f"use {', '.join(SIZES['quick'])}")
+        return {**SIZES["quick"], **size}
+    if size not in SIZES:
+        raise ValueError(f"unknown suite size '{size}'; use quick or full")
+    return dict(SIZES[size])
+
+
+def _data(case: str, sweep: str, size: dict[str, Any], root: Path, seed: int,
+          progress: bool) -> dict[str, Path]:
+    from pdeml.datasets.writer import generate_dataset
+    from pdeml.solvers.problems import make_problem
+
+    problem = make_problem(case, sweep=sweep, **size["options"])
+    return generate_dataset(problem, root / f"{case}_{sweep}", dict(size["splits"]), seed=seed,
+                            progress=progress)
+
+
+def rollout_spec(case: str, train: str | Path) -> dict[str, Any]:
+    """Fields, static channels (mask + the case parameters that vary in ``train``), history."""
+    import h5py
+
+    from pdeml.solvers.problems.base import make_problem
+
+    params = list(type(make_problem(case)).PARAMS)
+    with h5py.File(train, "r") as f:
+        varying = [p for p in params if np.ptp(np.asarray(f[p][...], np.float64)) > 0]
+    return {"fields": ["u", "v"], "static": ["mask", *varying], "history": 1, "residual": True}
+
+
+def _persistence(spec: dict[str, Any]) -> Any:
+    """Next frame = newest frame (as a whole-frame or an increment model, per ``spec``)."""
+    n, lo = len(spec["fields"]), (spec["history"] - 1) * len(spec["fields"])
+
+    def model(x: torch.Tensor) -> torch.Tensor:
+        newest = x[:, lo : lo + n]
+        return torch.zeros_like(newest) if spec.get("residual") else newest
+
+    return model
+
+
+def _train(op: str, paths: dict[str, Path], spec: dict[str, Any], run: Path,
+           size: dict[str, Any], kwargs: dict[str, Any], seed: int, progress: bool,
+           overwrite: bool) -> tuple[Any, float, int]:
+    from pdeml.evaluate import load_surrogate
+    from pdeml.trainers.fit import train
+
+    if overwrite:
+        shutil.rmtree(run, ignore_errors=True)
+    done = run / "metrics.json"
+    if not done.exists():
+        shutil.rmtree(run, ignore_errors=True)  # an unfinished run starts over
+        cfg = {"seed": seed,
+               "data": {"train": str(paths["train"]), "val": str(paths["val"]),
+                        "test": str(paths["test"]), "batch_size": size["batch_size"],
+                        "rollout": spec},
+               "model": {"name": op, **kwargs},
+               "module": {"lr": size["lr"]},
+               "trainer": {"max_epochs": size["epochs"], "enable_progress_bar": progress}}
+        start = time.perf_counter()
+        result = train(cfg, run)
+        result["train_s"] = time.perf_counter() - start
+        done.write_text(json.dumps(result, indent=2))
+    surrogate, _ = load_surrogate(run)
+    n_params = sum(p.numel() for p in surrogate.model.parameters())
+    return surrogate, float(json.loads(done.read_text())["train_s"]), n_params
+
+
+def _row(case: str, sweep: str, op: str, n_params: int, train_s: float,
+         rep: dict[str, Any]) -> dict[str, Any]:
+    one, free = rep["one_step"], rep["rollout"]
+    curve = free.get("per_step", {}).get("rel_l2", [free["rel_l2"]])
+    return {"case": case, "sweep": sweep, "operator": op, "params": n_params,
+            "train_s": round(train_s, 2), **{m: one[m] for m in METRICS},
+            "rollout_rel_l2": free["rel_l2"], "rollout_rmse": free["rmse"],
+            "rollout_final_rel_l2": curve[-1]}
+
+
+def run_cfd_suite(
+    out: str | Path,
+    cases: Sequence[str] = CASES,
+    sweeps: Sequence[str] = SWEEPS,
+    operators: Sequence[str] = ("FNO",),
+    size: str | dict[str, Any] = "quick",
+    epochs: int | None = None,
+    model_kwargs: dict[str, dict[str, Any]] | None = None,
+    data_dir: str | Path | None = None,
+    seed: int = 0,
+    baseline: bool = True,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train and evaluate ``operators`` on the CFDBench-style cases and write the report.
+
+    Parameters
+    ----------
+    out
+        Report folder (runs go to ``out/runs``, data to ``out/data`` unless ``data_dir``).
+    cases, sweeps
+        Subsets of :data:`CASES` and of ``bc, prop, geo, all``.
+    operators
+        Names known to :func:`pdeml.operators.list_operators`.
+    size
+        ``"quick"`` (32x32, 8/2/2 cases, 10 epochs) or ``"full"`` (64x64, CFDBench's 80/10/10
+        cases, 100 epochs); see :data:`SIZES`. A dict of the same keys is merged over
+        ``quick`` (``{"splits": {...}, "options": {...}}`` replace those entries whole).
+    epochs
+        Override the size's epoch count.
+    model_kwargs
+        ``{operator: {argument: value}}`` merged over the size's defaults.
+    data_dir
+        Where the generated datasets live (shared between reports).
+    seed
+        Seed of data generation and training.
+    baseline
+        Add the persistence baseline's row.
+    overwrite
+        Retrain runs that already finished.
+    progress
+        Show generation and training progress bars.
+
+    Returns
+    -------
+    dict
+        ``rows`` (one per case, sweep and operator) and the paths of the written files.
+    """
+    from pdeml.operators import list_operators
+    from pdeml.solvers.problems.cfdbench import SWEEPS as ALL_SWEEPS
+
+    cases = _check_choice("case", cases, CASES)
+    sweeps = _check_choice("sweep", sweeps, ALL_SWEEPS)
+    operators = _check_choice("operator", operators, list_operators())
+    cfg = _size(size)
+    cfg["epochs"] = int(epochs or cfg["epochs"])
+    if cfg["epochs"] < 1:
+        raise ValueError(f"epochs must be positive, got {epochs}")
+    out = Path(out)
+    ctx = {"cfg": cfg, "out": out, "data": Path(data_dir) if data_dir else out / "data",
+           "seed": seed, "progress": progress, "overwrite": overwrite,
+           "kwargs": model_kwargs or {}}
+    models = [BASELINE] * bool(baseline) + operators
+    rows, records, figures = [], [], {}
+    for case in cases:
+        for sweep in sweeps:
+            recs, figs = _case_sweep(case, sweep, models, ctx)
+            rows += [_row(*rec) for rec in recs]
+            records += [rec[:3] + rec[5:] for rec in recs]
+            figures[f"{case} / {sweep}"] = figs
+    return {"rows": rows, **_write(out, rows, records, figures, cfg, size)}
+
+
+def _case_sweep(case: str, sweep: str, models: list[str],
+                ctx: dict[str, Any]) -> tuple[list[tuple], list[Path]]:
+    """Data, training and evaluation of every model on one case and sweep."""
+    from pdeml.evaluate import rollout_report
+    from pdeml.report import plot_error_growth
+
+    cfg, out = ctx["cfg"], ctx["out"]
+    paths = _data(case, sweep, cfg, ctx["data"], ctx["seed"], ctx["progress"])
+    spec = rollout_spec(case, paths["train"])
+    key, records, figs, curves = f"{case}_{sweep}", [], [], {}
+    for op in models:
+        if op == BASELINE:
+            model, train_s, n_params = _persistence(spec), 0.0, 0
+        else:
+            kwargs = {**cfg["model"].get(op, {}), **ctx["kwargs"].get(op, {})}
+            model, train_s, n_params = _train(op, paths, spec, out / "runs" / key / op, cfg,
+                                              kwargs, ctx["seed"], ctx["progress"],
+                                              ctx["overwrite"])
+        rep = rollout_report(model, paths["test"], spec, out / "figures", tag=f"{key}_{op}_",
+                             title=f"{case} {sweep} {op}")
+        records.append((case, sweep, op, n_params, train_s, rep))
+        figs += rep["figures"]
+        curves[op] = rep["rollout"].get("per_step", {}).get("rel_l2", [rep["rollout"]["rel_l2"]])
+    figs.insert(0, plot_error_growth(curves, out / "figures" / f"{key}_growth.png",
+                                     title=f"{case} {sweep}: rollout error"))
+    return records, figs
+
+
+def _write(out: Path, rows: list[dict[str, Any]], records: list[tuple], figures: dict,
+           cfg: dict[str, Any], size: str | dict[str, Any]) -> dict[str, str]:
+    from pdeml import report
+
+    files = {"markdown": report.write_markdown(rows, COLUMNS, out / "results.md"),
+             "csv": report.write_csv(rows, COLUMNS, out / "results.csv"),
+             "netcdf": write_netcdf(records, out / "results.nc")}
+    summary = {"size": size if isinstance(size, str) else "custom", "settings": cfg,
+               "rows": rows}
+    (out / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+    files["json"] = out / "results.json"
+    title = f"pdeml CFD suite ({summary['size']})"
+    files["index"] = report.write_index(out / "index.html", title, rows, COLUMNS, figures,
+                                        links=[files[k] for k in ("markdown", "csv", "netcdf",
+                                                                  "json")])
+    return {k: str(v) for k, v in files.items()}
+
+
+def write_netcdf(records: list[tuple[str, str, str, dict[str, Any]]], path: str | Path) -> Path:
+    """Suite metrics as netCDF (h5netcdf): scalars over ``(case, sweep, operator)``,
+    per-variable values over ``variable`` and error-versus-step curves over ``step``."""
+    import xarray as xr
+
+    axes = {d: sorted({r[i] for r in records}, key=[r[i] for r in records].index)
+            for i, d in enumerate(("case", "sweep", "operator"))}
+    variables = list(records[0][3]["rollout"]["per_variable"])
+    n_steps = max(len(r[3]["rollout"].get("per_step", {}).get("rel_l2", [0])) for r in records)
+    shape = tuple(len(v) for v in axes.values())
+    data: dict[str, np.ndarray] = {}
+    for case, sweep, op, rep in records:
+        at = (axes["case"].index(case), axes["sweep"].index(sweep), axes["operator"].index(op))
+        for mode in ("one_step", "rollout"):
+            m = rep[mode]
+            for k in METRICS:
+                data.setdefault(f"{mode}_{k}", np.full(shape, np.nan))[at] = m[k]
+                per = data.setdefault(f"{mode}_{k}_per_variable",
+                                      np.full((*shape, len(variables)), np.nan))
+                per[at] = [m["per_variable"][v][k] for v in variables]
+            curve = m.get("per_step", {}).get("rel_l2", [m["rel_l2"]])
+            data.setdefault(f"{mode}_rel_l2_per_step",
+                            np.full((*shape, n_steps), np.nan))[at][: len(curve)] = curve
+    dims = {0: tuple(axes), 1: (*axes, "variable")}
+    ds = xr.Dataset(
+        {k: (dims[0] if v.ndim == 3 else dims[1] if k.endswith("variable") else (*axes, "step"),
+             v) for k, v in data.items()},
+        coords={**axes, "variable": variables, "step": np.arange(1, n_steps + 1)},
+        attrs={"title": "pdeml CFD suite metrics",
+               "metrics": "see pdeml.metrics.MetricAccumulator"},
+    )
+    path = Path(path)
+    ds.to_netcdf(path, engine="h5netcdf")
+    return path

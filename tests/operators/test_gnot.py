@@ -1,0 +1,110 @@
+"""GNOT: normalized linear attention, masks, heterogeneous inputs, grids and point clouds."""
+
+import pytest
+import torch
+
+from pdeml.operators import GNOT
+from pdeml.operators.layers.attention import normalized_linear_attention
+
+torch.manual_seed(0)
+
+
+def small(**kw):
+    return GNOT(2, 1, hidden_channels=16, n_layers=2, n_heads=2, n_experts=2, **kw).double()
+
+
+def cloud(b=2, n=30, d=2, c=2):
+    return torch.rand(b, n, d, dtype=torch.float64), torch.randn(b, n, c, dtype=torch.float64)
+
+
+def test_linear_attention_equals_the_explicit_weighted_sum_over_valid_keys():
+    q, k, v = (torch.randn(2, 3, n, 4, dtype=torch.float64) for n in (5, 7, 7))
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0, 0], [1, 1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    out = normalized_linear_attention(q, k, v, mask)
+    weights = q.softmax(-1) @ k.softmax(-1).transpose(-1, -2)  # (b, h, n, m), all positive
+    weights = weights * mask[:, None, None, :]
+    expected = (weights @ v) / weights.sum(-1, keepdim=True)
+    assert torch.allclose(out, expected, atol=1e-12)
+
+
+def test_padding_never_enters_the_attention_sums():
+    net = small().eval()
+    coords, feats = cloud(n=20)
+    mask = torch.ones(2, 20, dtype=torch.bool)
+    mask[0, 13:] = False
+    ref = net(coords, feats, mask)
+    # Other padding content (NaN and inf included) and a longer padding: same valid outputs.
+    coords2 = torch.cat([coords, torch.rand(2, 9, 2, dtype=torch.float64)], 1)
+    feats2 = torch.cat([feats, torch.randn(2, 9, 2, dtype=torch.float64)], 1)
+    coords2[0, 13:15], feats2[0, 15:] = float("nan"), float("inf")
+    mask2 = torch.cat([mask, torch.zeros(2, 9, dtype=torch.bool)], 1)
+    out = net(coords2, feats2, mask2)
+    assert torch.allclose(out[0, :13], ref[0, :13], atol=1e-12)
+    assert torch.allclose(out[1, :20], ref[1, :20], atol=1e-12)
+    # The same sample alone and unpadded gives the same result: padding is invisible.
+    alone = net(coords[:1, :13], feats[:1, :13])
+    assert torch.allclose(alone[0], ref[0, :13], atol=1e-12)
+    # Without the mask the padding does change valid outputs: the test can tell.
+    assert not torch.allclose(net(coords, feats)[0, :13], ref[0, :13], atol=1e-6)
+
+
+def test_points_are_a_set_permutation_equivariance():
+    net = small().eval()
+    coords, feats = cloud()
+    perm = torch.randperm(coords.shape[1])
+    assert torch.allclose(net(coords[:, perm], feats[:, perm]), net(coords, feats)[:, perm],
+                          atol=1e-12)
+
+
+def test_heterogeneous_inputs_enter_with_their_own_masks():
+    net = small(extra_inputs=(3,)).eval()
+    coords, feats = cloud()
+    extra = torch.randn(2, 4, 3, dtype=torch.float64)
+    extra_mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]], dtype=torch.bool)
+    out = net(coords, feats, inputs=[(extra, extra_mask)])
+    changed = extra.clone()
+    changed[0, 2:] = 100.0  # masked tokens of sample 0
+    same = net(coords, feats, inputs=[(changed, extra_mask)])
+    assert torch.allclose(same, out, atol=1e-12)
+    changed[0, 0] = 5.0  # a valid token: the output must move
+    assert not torch.allclose(net(coords, feats, inputs=[(changed, extra_mask)])[0], out[0])
+    with pytest.raises(ValueError, match="1 extra input"):
+        net(coords, feats)
+
+
+def test_grid_call_is_the_point_call_on_grid_nodes():
+    net = small().eval()
+    x = torch.randn(2, 2, 6, 5, dtype=torch.float64)
+    ii, jj = torch.meshgrid(torch.arange(6) / 6, torch.arange(5) / 5, indexing="ij")
+    coords = torch.stack([ii, jj], -1).reshape(1, 30, 2).expand(2, -1, -1).double()
+    points = net(coords, x.flatten(2).transpose(1, 2))
+    assert torch.allclose(net(x), points.transpose(1, 2).reshape(2, 1, 6, 5), atol=1e-12)
+
+
+def test_experts_are_gated_by_position():
+    net = small()
+    moe = net.blocks[0].moe1
+    pts = torch.rand(1, 50, 2, dtype=torch.float64)
+    gate = moe.gate(pts).softmax(-1)
+    assert torch.allclose(gate.sum(-1), torch.ones(1, 50, dtype=torch.float64))
+    assert gate.std(dim=1).max() > 0  # not a constant mixture
+
+
+def test_bad_point_inputs_raise():
+    net = small()
+    coords, feats = cloud()
+    with pytest.raises(ValueError, match="coords"):
+        net(coords[..., :1], feats)
+    with pytest.raises(ValueError, match="features"):
+        net(coords, feats[:, :5])
+    with pytest.raises(ValueError, match="mask"):
+        net(coords, feats, torch.ones(2, 3, dtype=torch.bool))
+
+
+def test_device_and_dtype_follow_the_input():
+    net = small().to("meta")
+    coords = torch.empty(2, 10, 2, device="meta", dtype=torch.float64)
+    feats = torch.empty(2, 10, 2, device="meta", dtype=torch.float64)
+    mask = torch.ones(2, 10, device="meta", dtype=torch.bool)
+    assert net(coords, feats, mask).device.type == "meta"
+    assert net(torch.empty(1, 2, 4, 4, device="meta", dtype=torch.float64)).shape == (1, 1, 4, 4)
