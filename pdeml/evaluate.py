@@ -94,6 +94,15 @@ def load_surrogate(run: str | Path) -> tuple[Surrogate, dict[str, Any]]:
     return module.surrogate.eval(), cfg
 
 
+def _refuse_point_clouds(data: str | Path | None, verb: str) -> None:
+    """A one-line error for point-cloud data, which ``evaluate``/``export`` do not take yet."""
+    from pdeml.datasets.pointcloud import is_pointcloud
+
+    if data is not None and Path(data).exists() and is_pointcloud(data):
+        raise DatasetError(f"{data} holds point clouds; pdeml {verb} takes grid runs only "
+                           "(the test metrics of a point-cloud run are in its metrics.json)")
+
+
 def evaluate_run(
     run: str | Path, data: str | Path | None = None, out: str | Path | None = None,
     n_plots: int = 4, batch_size: int = 32,
@@ -105,6 +114,7 @@ def evaluate_run(
     if data is None:
         raise DatasetError("no test data: pass --data or train with data.test set")
     out = Path(out) if out else Path(run if Path(run).is_dir() else Path(run).parent) / "eval"
+    _refuse_point_clouds(data, "evaluate")
     if data_cfg.get("rollout"):
         report = rollout_report(surrogate, data, data_cfg["rollout"], out,
                                 n_plots=min(n_plots, 1), batch_size=batch_size)

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from pdeml.datasets.reader import parse_selector, read_selection
 from pdeml.datasets.schema import DatasetError, open_h5, read_attrs
-from pdeml.evaluate import find_checkpoint, load_surrogate
+from pdeml.evaluate import _refuse_point_clouds, find_checkpoint, load_surrogate
 
 CARD_NAME = "model_card.json"
 
@@ -209,6 +209,7 @@ def export_run(run: str | Path, out: str | Path, batch: int = 2,
     ckpt = find_checkpoint(run)
     run_dir = ckpt.parent.parent
     surrogate, cfg = load_surrogate(run)
+    _refuse_point_clouds(cfg.get("data", {}).get("train"), "export")
     card = model_card(surrogate, cfg, run_dir)
     if "grid" not in card:
         raise DatasetError("cannot infer the input grid: the run's training file is missing")

@@ -125,7 +125,7 @@ def test_batches_and_normalizers_ignore_padding(holes_dir):
     assert norm.mean.item() > ds.y[..., 0].mean().item()  # the zero padding would pull it down
 
 
-def test_gnot_trains_on_point_clouds_through_the_pipeline(holes_dir, tmp_path):
+def test_gnot_trains_on_point_clouds_through_the_pipeline(holes_dir, tmp_path, capsys):
     from pdeml.trainers.fit import train
 
     cfg = {"seed": 0,
@@ -142,6 +142,13 @@ def test_gnot_trains_on_point_clouds_through_the_pipeline(holes_dir, tmp_path):
 
     with pytest.raises(ConfigError, match="does not take point clouds"):
         train({**cfg, "model": {"name": "FNO"}}, tmp_path / "fno")
+    from pdeml.cli import main
+
+    for verb in (["evaluate", str(tmp_path / "run")],
+                 ["export", str(tmp_path / "run"), "--out", str(tmp_path / "m.pt2")]):
+        assert main(verb) == 1
+        assert "holds point clouds" in capsys.readouterr().err  # not a shape error
+    assert not (tmp_path / "m.pt2").exists()
 
 
 def test_training_loss_covers_valid_points_only():
