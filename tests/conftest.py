@@ -45,3 +45,14 @@ def exported_model(trained_run):
     from pdeml.export import export_run
 
     return export_run(trained_run, trained_run / "model.pt2")["program"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A two-process Dask LocalCluster client, one per test module."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0")
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()

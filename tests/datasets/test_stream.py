@@ -137,15 +137,6 @@ def test_bad_buffer_settings(kwargs):
 
 # -- the feeder on a Dask cluster ---------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
 def feeder(client, problem=None, kind="fifo", capacity=64, **kw):
     problem = problem or DarcyFlow(**TINY)
     buf = SampleBuffer(kind, capacity=capacity, watermark=kw.pop("watermark", None))

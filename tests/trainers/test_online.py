@@ -25,15 +25,6 @@ TINY = {"resolution": 16, "solver": "direct"}
 NET = {"n_modes": (4, 4), "hidden_channels": 8, "n_layers": 2}
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
 def test_train_online_from_a_config(tmp_path, darcy_dir):
     cfg = {
         "seed": 0,
