@@ -33,7 +33,7 @@ OPERATORS = ("FNO", "T1", "TFNO", "MGTFNO", "MgNO", "LSM", "GNOT")
 COMMON = {"n_modes": [12, 12], "hidden_channels": 32, "n_layers": 4}
 SETTINGS: dict[str, dict[str, Any]] = {
     "MgNO": {"hidden_channels": 16, "n_layers": 4, "n_levels": 4},
-    "LSM": {"hidden_channels": 16, "n_scales": 4, "patches": 4},
+    "LSM": {"hidden_channels": 16, "n_scales": 4, "patch_size": 4},
     "GNOT": {"hidden_channels": 32, "n_layers": 2, "n_heads": 4},
 }
 # FNO family: 5e-3 (pdeml's Darcy config). GNOT: at 1e-3 it stalled at relative L2 ~1.0 on

@@ -1,6 +1,6 @@
 """Neural operators; every one builds from ``in_channels`` and ``out_channels`` alone."""
 
-from pdeml.operators.base import OperatorBase, build, list_operators
+from pdeml.operators.base import OperatorBase, build, link_grid, list_operators
 from pdeml.operators.fno import FNO
 from pdeml.operators.gnot import GNOT
 from pdeml.operators.lsm import LSM
@@ -10,4 +10,4 @@ from pdeml.operators.t1 import T1
 from pdeml.operators.tfno import TFNO
 
 __all__ = ["FNO", "GNOT", "LSM", "MGTFNO", "MgNO", "T1", "TFNO", "OperatorBase", "build",
-           "list_operators"]
+           "link_grid", "list_operators"]

@@ -54,6 +54,24 @@ class OperatorBase(nn.Module):
         if "<locals>" not in cls.__qualname__ and not cls.__module__.startswith("torch"):
             _REGISTRY[cls.__name__] = cls
 
+    @classmethod
+    def link_grid(cls, kwargs: dict[str, Any], spatial_shape: tuple[int, ...]) -> dict[str, Any]:
+        """Settings derived from the data grid (none by default; MgNO sets its levels).
+
+        Parameters
+        ----------
+        kwargs
+            Constructor arguments from a config.
+        spatial_shape
+            Grid of the training data.
+
+        Returns
+        -------
+        dict
+            ``kwargs``, completed where the operator derives a setting from the grid.
+        """
+        return kwargs
+
     def check_input(self, x: torch.Tensor, in_channels: int) -> None:
         """Raise a one-line ``ValueError`` unless ``x`` is ``(batch, in_channels, *spatial)``.
 
@@ -112,6 +130,28 @@ def list_operators() -> list[str]:
         Names accepted by :func:`build`.
     """
     return sorted(_REGISTRY)
+
+
+def link_grid(name: str, kwargs: dict[str, Any], spatial_shape: tuple[int, ...]) -> dict[str, Any]:
+    """Complete an operator's config from the data grid (see :meth:`OperatorBase.link_grid`).
+
+    Parameters
+    ----------
+    name
+        Registered operator name; an unknown name returns ``kwargs`` unchanged (``build``
+        reports it).
+    kwargs
+        Constructor arguments.
+    spatial_shape
+        Grid of the training data.
+
+    Returns
+    -------
+    dict
+        The completed arguments.
+    """
+    cls = _REGISTRY.get(name)
+    return kwargs if cls is None else cls.link_grid(kwargs, tuple(spatial_shape))
 
 
 def build(config: Mapping[str, Any]) -> nn.Module:

@@ -57,17 +57,24 @@ class NeuralSpectralBlock(nn.Module):
     n_dim
         Spatial dimensions.
     patches
-        Patches per axis (every axis must be divisible by it; :class:`LSM` pads to make it so).
+        Patches per axis (every axis must be divisible by it; :class:`LSM` pads to make it so),
+        or ``None`` to cut patches of ``patch_size`` points per axis instead (the paper's
+        meaning: the patch count then follows the grid).
     n_tokens, n_basis, n_heads
         Latent tokens per patch, sin/cos basis size ``K``, attention heads.
+    patch_size
+        Points per patch along every axis, used when ``patches`` is ``None``.
     """
 
-    def __init__(self, channels: int, n_dim: int, patches: int, n_tokens: int, n_basis: int,
-                 n_heads: int) -> None:
+    def __init__(self, channels: int, n_dim: int, patches: int | None, n_tokens: int,
+                 n_basis: int, n_heads: int, patch_size: int | None = None) -> None:
         super().__init__()
         if channels % n_heads:
             raise ValueError(f"LSM width {channels} is not divisible by n_heads={n_heads}")
-        self.n_dim, self.patches, self.n_heads = n_dim, patches, n_heads
+        if (patches is None) == (patch_size is None):
+            raise ValueError("give the neural spectral block either patches or patch_size")
+        self.n_dim, self.patches, self.patch_size = n_dim, patches, patch_size
+        self.n_heads = n_heads
         head = channels // n_heads
         self.tokens = nn.Parameter(torch.rand(n_heads, n_tokens, head) / channels)
         self.encode_kv = Pointwise(channels, 2 * channels)
@@ -76,21 +83,27 @@ class NeuralSpectralBlock(nn.Module):
                              persistent=False)
         self.spectral = nn.Parameter(torch.rand(channels, 2 * n_basis) / channels)
 
+    def _counts(self, sizes: tuple[int, ...]) -> list[int]:
+        if self.patches is not None:
+            return [self.patches] * len(sizes)
+        return [n // self.patch_size for n in sizes]
+
     def _patchify(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, ...]]:
-        """``(b, c, *sizes)`` to ``(b * patches^d, heads, points per patch, c / heads)``."""
+        """``(b, c, *sizes)`` to ``(b * patches, heads, points per patch, c / heads)``."""
         b, c, *sizes = x.shape
-        p, d = self.patches, self.n_dim
-        split = [s for n in sizes for s in (p, n // p)]
+        counts, d = self._counts(tuple(sizes)), self.n_dim
+        split = [s for n, p in zip(sizes, counts, strict=True) for s in (p, n // p)]
         x = x.reshape(b, c, *split)
         # (b, c, p1, s1, p2, s2, ...) -> (b, p1, p2, ..., s1, s2, ..., c)
         order = [0, *range(2, 2 + 2 * d, 2), *range(3, 3 + 2 * d, 2), 1]
-        x = x.permute(order).reshape(b * p**d, -1, self.n_heads, c // self.n_heads)
+        x = x.permute(order).reshape(b * math.prod(counts), -1, self.n_heads, c // self.n_heads)
         return x.transpose(1, 2), tuple(sizes)
 
     def _unpatchify(self, t: torch.Tensor, b: int, sizes: tuple[int, ...]) -> torch.Tensor:
-        p, d = self.patches, self.n_dim
+        counts, d = self._counts(sizes), self.n_dim
         c = t.shape[1] * t.shape[3]
-        t = t.transpose(1, 2).reshape(b, *([p] * d), *[n // p for n in sizes], c)
+        t = t.transpose(1, 2).reshape(b, *counts,
+                                      *[n // p for n, p in zip(sizes, counts, strict=True)], c)
         order = [0, 2 * d + 1]
         for axis in range(d):
             order += [1 + axis, 1 + d + axis]
@@ -137,8 +150,14 @@ class LSM(OperatorBase):
     n_tokens, n_basis, n_heads
         Latent tokens per patch, sin/cos basis size, attention heads (divides the widths).
     patches
-        Patches per axis at the finest scale, halved per coarser scale (at least 1): the patch
-        size stays put while the map shrinks.
+        Patches per axis at the finest scale, halved per coarser scale (at least 1); ``None``
+        (the default) cuts patches of ``patch_size`` points instead.
+    patch_size
+        Points per patch along every axis at every scale, as the paper's ``--patch-size``
+        (its code: the patch count follows the grid). The default of 4 on a 64 grid with 4
+        scales gives 16 x 16 patches at the finest scale and 2 x 2 at the coarsest, the
+        paper's finest latent resolution (Darcy: 96 grid, 6-point patches, 16 x 16); 6 would
+        pad 64 to 96 with 4 scales (2.25x the points), so 4 is the CPU-friendly equivalent.
     positional_embedding
         Append grid coordinates to the input.
 
@@ -159,18 +178,19 @@ class LSM(OperatorBase):
         n_tokens: int = 4,
         n_basis: int = 12,
         n_heads: int = 8,
-        patches: int = 4,
+        patches: int | None = None,
         positional_embedding: bool = True,
+        patch_size: int = 4,
     ) -> None:
         super().__init__()
         if n_dim not in _CONV:
             raise ValueError(f"LSM works on 1-3 spatial dims, got n_dim={n_dim}")
         if min(in_channels, out_channels, hidden_channels, n_scales, n_tokens, n_basis,
-               n_heads, patches) < 1:
+               n_heads, patch_size, 1 if patches is None else patches) < 1:
             raise ValueError("LSM sizes (channels, n_scales, n_tokens, n_basis, n_heads, "
-                             "patches) must be positive")
+                             "patches, patch_size) must be positive")
         self.in_channels, self.out_channels, self.n_dim = in_channels, out_channels, n_dim
-        self.n_scales, self.patches = n_scales, patches
+        self.n_scales, self.patches, self.patch_size = n_scales, patches, patch_size
         widths = [hidden_channels * 2**s for s in range(n_scales)]
         self.embedding = GridEmbedding(n_dim) if positional_embedding else None
         self.lifting = Pointwise(in_channels + (n_dim if positional_embedding else 0), widths[0])
@@ -178,7 +198,8 @@ class LSM(OperatorBase):
             DoubleConv(widths[max(s - 1, 0)], widths[s], n_dim) for s in range(n_scales)
         )
         self.spectral = nn.ModuleList(
-            NeuralSpectralBlock(w, n_dim, self._patches_at(s), n_tokens, n_basis, n_heads)
+            NeuralSpectralBlock(w, n_dim, self._patches_at(s), n_tokens, n_basis, n_heads,
+                                None if patches is not None else patch_size)
             for s, w in enumerate(widths)
         )
         self.decoders = nn.ModuleList(
@@ -186,12 +207,14 @@ class LSM(OperatorBase):
         )
         self.projection = ChannelMLP(widths[0], out_channels, 4 * widths[0])
 
-    def _patches_at(self, scale: int) -> int:
-        return max(1, self.patches // 2**scale)
+    def _patches_at(self, scale: int) -> int | None:
+        return None if self.patches is None else max(1, self.patches // 2**scale)
 
     def multiple(self) -> int:
         """Every axis is padded to a multiple of this: each scale's grid must split into its
         patches after ``n_scales - 1`` halvings."""
+        if self.patches is None:
+            return 2 ** (self.n_scales - 1) * self.patch_size
         return math.lcm(*(2**s * self._patches_at(s) for s in range(self.n_scales)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

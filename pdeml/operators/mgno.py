@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,6 +14,7 @@ from pdeml.operators.layers.embedding import grid_coordinates
 from pdeml.operators.layers.mlp import Pointwise, get_activation
 
 PADDINGS = {"zeros": "constant", "circular": "circular"}
+DEFAULT_LEVELS = 4
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
@@ -152,9 +154,15 @@ class MgNO(OperatorBase):
     n_layers
         Number of multigrid layers.
     n_levels
-        Levels of every V-cycle; level ``l`` works on the input grid coarsened ``2^l`` times,
-        so each axis must be divisible by ``2^(n_levels - 1)``: other sizes raise a
-        ``ValueError``. Pick it from the grid with :meth:`levels_for`.
+        Levels of every V-cycle; level ``l`` works on the input grid coarsened ``2^l`` times.
+        Any grid is accepted: an axis not divisible by ``2^(n_levels - 1)`` is extended to the
+        next multiple and the output cropped back (zero padding: zeros appended at the far end
+        and the hidden state kept zero there after every layer, so the operator sees the same
+        Dirichlet-like exterior as on an admissible grid; circular padding: band-limited
+        Fourier resampling to the admissible size and back, which keeps the periodic
+        structure that wrapping around a non-matching period would break). ``None`` (the
+        default) takes 4 levels; ``pdeml train`` derives it from the data grid with
+        :meth:`levels_for` (a coarsest grid of at least 4 points), as :meth:`link_grid` says.
     n_dim
         Spatial dimensions (1-3).
     padding
@@ -186,7 +194,7 @@ class MgNO(OperatorBase):
         out_channels: int,
         hidden_channels: int = 32,
         n_layers: int = 4,
-        n_levels: int = 4,
+        n_levels: int | None = None,
         n_dim: int = 2,
         padding: str = "zeros",
         n_pre: int = 1,
@@ -196,6 +204,7 @@ class MgNO(OperatorBase):
         activation: str = "gelu",
     ) -> None:
         super().__init__()
+        n_levels = DEFAULT_LEVELS if n_levels is None else n_levels
         if min(in_channels, out_channels, hidden_channels, n_layers, n_levels, n_pre) < 1:
             raise ValueError("MgNO channels, n_layers, n_levels and n_pre must be positive")
         if n_post < 0:
@@ -222,7 +231,7 @@ class MgNO(OperatorBase):
         self.projection = Pointwise(hidden_channels, out_channels)
 
     @staticmethod
-    def levels_for(shape: tuple[int, ...], coarsest: int = 4) -> int:
+    def levels_for(shape: tuple[int, ...], coarsest: int = 4, pad: bool = False) -> int:
         """The most levels a grid allows with a coarsest grid of at least ``coarsest`` points.
 
         Parameters
@@ -231,28 +240,46 @@ class MgNO(OperatorBase):
             Grid points per axis.
         coarsest
             Smallest coarsest-level size accepted per axis.
+        pad
+            Count levels for the padded grid (each axis rounded up to a multiple of
+            ``2^(L-1)``, as :meth:`forward` does) instead of requiring exact divisibility.
 
         Returns
         -------
         int
-            ``L >= 1`` with every axis divisible by ``2^(L-1)`` and ``n / 2^(L-1) >= coarsest``
-            (1 when no coarsening fits).
+            ``L >= 1`` with ``ceil(n / 2^(L-1)) >= coarsest`` on every axis and, unless
+            ``pad``, every axis divisible by ``2^(L-1)`` (1 when no coarsening fits).
         """
         levels = 1
-        while all(n % 2 ** levels == 0 and n // 2 ** levels >= coarsest for n in shape):
+        while all((pad or n % 2 ** levels == 0) and -(-n // 2 ** levels) >= coarsest
+                  for n in shape):
             levels += 1
         return levels
 
-    def _check_grid(self, sizes: tuple[int, ...]) -> None:
+    @classmethod
+    def link_grid(cls, kwargs: dict[str, Any], spatial_shape: tuple[int, ...]) -> dict[str, Any]:
+        """Fill ``n_levels`` from the data grid when the config leaves it unset.
+
+        Parameters
+        ----------
+        kwargs
+            Constructor arguments from a config.
+        spatial_shape
+            Grid of the training data.
+
+        Returns
+        -------
+        dict
+            ``kwargs`` with ``n_levels = levels_for(spatial_shape, pad=True)`` if it was
+            missing or ``None``.
+        """
+        if kwargs.get("n_levels") is None:
+            kwargs = {**kwargs, "n_levels": cls.levels_for(tuple(spatial_shape), pad=True)}
+        return kwargs
+
+    def _admissible(self, sizes: tuple[int, ...]) -> tuple[int, ...]:
         factor = 2 ** (self.n_levels - 1)
-        bad = [n for n in sizes if n % factor]
-        if bad:
-            fit = self.levels_for(sizes, coarsest=1)
-            grid = tuple(-(-n // factor) * factor for n in sizes)
-            raise ValueError(
-                f"MgNO with n_levels={self.n_levels} needs every grid axis divisible by "
-                f"{factor}, got {sizes}; use a grid like {grid} or n_levels <= {fit}"
-            )
+        return tuple(-(-n // factor) * factor for n in sizes)
 
     def _coordinates(self, x: torch.Tensor) -> torch.Tensor:
         coords = grid_coordinates(x.shape[2:], x.dtype, x.device)
@@ -263,11 +290,66 @@ class MgNO(OperatorBase):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``(batch, in_channels, *spatial)`` to ``(batch, out_channels, *spatial)``."""
         self.check_input(x, self.in_channels)
-        self._check_grid(tuple(x.shape[2:]))
-        # Channels-last convolutions are 1.5-2x faster on CPU (oneDNN) and fine on GPU.
-        if self.n_embed:
+        sizes = tuple(x.shape[2:])
+        grid = self._admissible(sizes)
+        if self.n_embed:  # coordinates of the given grid, so padding does not shift them
             x = torch.cat([x, self._coordinates(x)], dim=1)
+        mask = None
+        if grid != sizes and self.periodic:
+            x = fourier_resample(x, grid)
+        elif grid != sizes:
+            pads = [p for n, m in zip(reversed(sizes), reversed(grid), strict=True)
+                    for p in (0, m - n)]
+            x = F.pad(x, pads)
+            mask = F.pad(torch.ones((1, 1, *sizes), dtype=x.dtype, device=x.device), pads)
+        # Channels-last convolutions are 1.5-2x faster on CPU (oneDNN) and fine on GPU.
         v = x.contiguous(memory_format=_CHANNELS_LAST[self.n_dim]) if self.n_dim > 1 else x
         for cycle, pointwise, norm in zip(self.cycles, self.pointwise, self.norms, strict=True):
             v = self.activation(norm(cycle(v) + pointwise(v)))
-        return self.projection(v).contiguous()
+            if mask is not None:
+                v = v * mask
+        out = self.projection(v)
+        if grid != sizes and self.periodic:
+            return fourier_resample(out, sizes)
+        if grid != sizes:
+            return out[(slice(None), slice(None), *(slice(0, n) for n in sizes))].contiguous()
+        return out.contiguous()
+
+
+def fourier_resample(x: torch.Tensor, sizes: tuple[int, ...]) -> torch.Tensor:
+    """Band-limited (trigonometric) interpolation of periodic fields to another grid.
+
+    Frequencies ``|k| <= (min(n, m) - 1) // 2`` of every axis are kept, so an even axis loses
+    its Nyquist bin (the one frequency whose interpolant is not unique); going to a finer grid
+    and back returns the input up to that bin and round-off.
+
+    Parameters
+    ----------
+    x
+        ``(batch, channels, *spatial)``, real.
+    sizes
+        Target grid.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(batch, channels, *sizes)``.
+    """
+    dims = tuple(range(2, x.ndim))
+    spec = torch.fft.fftn(x, dim=dims)
+    out = torch.zeros((*x.shape[:2], *sizes), dtype=spec.dtype, device=x.device)
+    keep = [(min(n, m) - 1) // 2 for n, m in zip(x.shape[2:], sizes, strict=True)]
+    # Copy the kept block corner by corner: non-negative or negative frequencies per axis.
+    for corner in range(2 ** len(dims)):
+        index: list[slice] = [slice(None), slice(None)]
+        for axis, k in enumerate(keep):
+            if corner >> axis & 1:
+                if k == 0:
+                    break
+                index.append(slice(-k, None))
+            else:
+                index.append(slice(0, k + 1))
+        else:
+            out[tuple(index)] = spec[tuple(index)]
+    scale = math.prod(sizes) / math.prod(x.shape[2:])
+    return torch.fft.ifftn(out, dim=dims).real * scale

@@ -90,7 +90,15 @@ class T1(OperatorBase):
     activation
         ``gelu``, ``relu``, ``silu`` or ``tanh`` (applied to coefficients).
     init
-        ``vp`` (variance preserving, the default) or ``standard``.
+        ``vp`` (variance preserving, the default) or ``standard``. The paper's variance
+        preserving init also multiplies by ``sqrt(N / m)`` (grid points over retained modes):
+        with an orthonormal transform, white noise of variance 1 on ``N`` points gives
+        coefficients of variance 1 and a truncated inverse keeps only ``m / N`` of it. pdeml's
+        basis functions have unit mean square instead (coefficients are grid averages), so a
+        band-limited field has the same coefficients on every grid and the learned map does not
+        change with resolution (zero-shot super-resolution); the factor would tie the scale to
+        the training grid, and for smooth PDE data, whose coefficients do not shrink with
+        ``N``, it would overshoot. It is left out on purpose.
 
     Examples
     --------

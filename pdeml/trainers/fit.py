@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from pdeml.config import ConfigError, dump
 from pdeml.datasets.datamodule import PDEDataModule, make_datamodule
-from pdeml.operators import build
+from pdeml.operators import build, link_grid
 from pdeml.trainers.module import OperatorModule
 
 
@@ -33,6 +33,8 @@ def build_model(model_cfg: dict[str, Any], dm: PDEDataModule) -> torch.nn.Module
     space_dim = getattr(dm, "space_dim", None)  # point-cloud data only
     if space_dim is not None:
         kwargs.setdefault("space_dim", space_dim)
+    else:
+        kwargs = link_grid(name, kwargs, dm.spatial_shape)
     try:
         return build({"name": name, "kwargs": kwargs})
     except TypeError as err:

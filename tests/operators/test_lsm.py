@@ -82,3 +82,29 @@ def test_device_and_dtype_follow_the_input():
     net = small().to("meta", torch.float64)
     out = net(torch.empty(2, 1, 10, 10, device="meta", dtype=torch.float64))
     assert out.device.type == "meta" and out.dtype == torch.float64
+
+
+def test_patch_size_mode_is_the_default_and_follows_the_grid():
+    net = LSM(1, 1)
+    assert net.patches is None and net.multiple() == 2 ** 3 * 4  # 4 scales, 4-point patches
+    block = net.spectral[0]
+    x = torch.randn(1, 32, 64, 32)
+    tokens, _ = block._patchify(x)
+    assert tokens.shape[0] == 16 * 8  # 4 x 4-point patches: the count follows each axis
+    assert torch.equal(block._unpatchify(tokens, 1, (64, 32)), x)
+    assert net.spectral[-1]._counts((8, 8)) == [2, 2]  # coarsest scale of a 64 grid
+    y = LSM(1, 1, hidden_channels=8, n_heads=2, n_scales=2, patch_size=3)(torch.randn(2, 1, 7, 13))
+    assert y.shape == (2, 1, 7, 13)  # padded to multiples of 6, cropped back
+
+
+def test_patch_size_blocks_are_independent_below_the_attention():
+    block = NeuralSpectralBlock(8, 2, None, n_tokens=3, n_basis=4, n_heads=2,
+                                patch_size=4).eval()
+    x = torch.randn(1, 8, 8, 12)
+    y = x.clone()
+    y[..., 4:, 8:] += 1.0  # one 4 x 4 patch of the 2 x 3
+    a, b = block(x), block(y)
+    assert torch.allclose(a[..., :4, :], b[..., :4, :]) and torch.allclose(a[..., :8], b[..., :8])
+    assert not torch.allclose(a[..., 4:, 8:], b[..., 4:, 8:])
+    with pytest.raises(ValueError, match="either patches or patch_size"):
+        NeuralSpectralBlock(8, 2, 2, n_tokens=3, n_basis=4, n_heads=2, patch_size=4)

@@ -57,13 +57,63 @@ def test_vcycle_is_linear_and_uses_every_level():
 
 
 @pytest.mark.parametrize("d", [1, 2, 3])
-def test_indivisible_grid_raises_and_levels_for_picks_a_valid_count(d):
-    net = MgNO(1, 1, hidden_channels=4, n_layers=1, n_levels=3, n_dim=d)
-    with pytest.raises(ValueError, match="divisible by 4"):
-        net(torch.randn(1, 1, *([10] * d)))
-    assert net(torch.randn(1, 1, *([12] * d))).shape == (1, 1, *([12] * d))
+def test_levels_for_counts_exact_and_padded_grids(d):
     assert MgNO.levels_for((64,) * d) == 5 and MgNO.levels_for((12,) * d, coarsest=3) == 3
     assert MgNO.levels_for((9,) * d) == 1
+    assert MgNO.levels_for((63,) * d, pad=True) == 5 and MgNO.levels_for((9,) * d, pad=True) == 2
+    assert MgNO.link_grid({}, (33, 17)) == {"n_levels": 3}  # ceil(17 / 4) = 5 >= 4 > ceil(17 / 8)
+    assert MgNO.link_grid({"n_levels": 2}, (64, 64)) == {"n_levels": 2}
+
+
+@pytest.mark.parametrize("shape", [(63, 63), (33, 17), (48, 80), (10, 12, 9)])
+def test_any_grid_is_padded_and_cropped(shape):
+    net = MgNO(1, 2, hidden_channels=4, n_layers=2, n_levels=4, n_dim=len(shape)).double()
+    x = torch.randn(2, 1, *shape, dtype=torch.float64)
+    y = net(x)
+    assert y.shape == (2, 2, *shape) and torch.isfinite(y).all()
+    # The same as running by hand on the zero-extended grid with the exterior held at zero:
+    # perturbing the input changes only what a Dirichlet-like exterior lets through, and the
+    # output never depends on values a caller could have placed beyond the grid.
+    big = tuple(-(-n // 8) * 8 for n in shape)
+    if big != shape:
+        x2 = x.clone()
+        x2[(0, 0, *(slice(n // 2, n // 2 + 1) for n in shape))] += 1.0
+        assert not torch.allclose(net(x2)[0], y[0])  # the whole grid is seen
+        assert torch.allclose(net(x2)[1], y[1])  # samples stay independent
+
+
+def test_padding_leaves_admissible_grids_unchanged_and_is_exact_on_the_exterior():
+    torch.manual_seed(0)
+    net = MgNO(1, 1, hidden_channels=4, n_layers=2, n_levels=3, positional_embedding=False)
+    net = net.double()
+    x = torch.randn(1, 1, 14, 13, dtype=torch.float64)
+    padded = torch.nn.functional.pad(x, (0, 3, 0, 2))  # the admissible grid is 16 x 16
+    # On the padded grid without a mask the exterior cells would feed back into the interior:
+    # the masked forward differs from the naive pad-run-crop, and equals a run whose exterior
+    # is zeroed after every layer (re-implemented here by hand).
+    v = padded
+    mask = torch.nn.functional.pad(torch.ones(1, 1, 14, 13, dtype=torch.float64), (0, 3, 0, 2))
+    for cycle, pointwise, norm in zip(net.cycles, net.pointwise, net.norms, strict=True):
+        v = net.activation(norm(cycle(v) + pointwise(v))) * mask
+    by_hand = net.projection(v)[..., :14, :13]
+    assert torch.allclose(net(x), by_hand, atol=1e-12)
+    assert not torch.allclose(net(x), net(padded)[..., :14, :13], atol=1e-6)
+
+
+def test_fourier_resample_round_trip_and_periodic_any_grid():
+    from pdeml.operators.mgno import fourier_resample
+    n = 21
+    j = torch.arange(n, dtype=torch.float64) / n
+    f = (torch.sin(2 * torch.pi * 3 * j)[:, None] * torch.cos(2 * torch.pi * 5 * j)[None, :])
+    f = f[None, None]
+    up = fourier_resample(f, (32, 24))
+    jj = torch.arange(32, dtype=torch.float64) / 32
+    kk = torch.arange(24, dtype=torch.float64) / 24
+    exact = torch.sin(2 * torch.pi * 3 * jj)[:, None] * torch.cos(2 * torch.pi * 5 * kk)[None, :]
+    assert torch.allclose(up[0, 0], exact, atol=1e-12)  # band-limited data interpolates exactly
+    assert torch.allclose(fourier_resample(up, (n, n)), f, atol=1e-12)
+    net = MgNO(1, 1, hidden_channels=4, n_layers=2, n_levels=3, padding="circular").double()
+    assert net(f).shape == (1, 1, n, n)
 
 
 def test_circular_padding_commutes_with_coarse_shifts_and_zero_padding_does_not():
