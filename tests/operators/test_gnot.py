@@ -27,6 +27,17 @@ def test_linear_attention_equals_the_explicit_weighted_sum_over_valid_keys():
     assert torch.allclose(out, expected, atol=1e-12)
 
 
+def test_token_layout_attention_equals_the_per_head_form():
+    from pdeml.operators.layers.attention import head_softmax, token_linear_attention
+    b, n, m, h, d = 2, 5, 7, 3, 4
+    q, k, v = (torch.randn(b, t, h * d, dtype=torch.float64) for t in (n, m, m))
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0, 0], [1] * 7], dtype=torch.bool)
+    split = [t.view(b, -1, h, d).transpose(1, 2) for t in (q, k, v)]
+    per_head = normalized_linear_attention(*split, mask).transpose(1, 2).reshape(b, n, h * d)
+    out = token_linear_attention(head_softmax(q, h), k, v, h, mask)
+    assert torch.allclose(out, per_head, atol=1e-12)
+
+
 def test_padding_never_enters_the_attention_sums():
     net = small().eval()
     coords, feats = cloud(n=20)
@@ -81,13 +92,67 @@ def test_grid_call_is_the_point_call_on_grid_nodes():
     assert torch.allclose(net(x), points.transpose(1, 2).reshape(2, 1, 6, 5), atol=1e-12)
 
 
-def test_experts_are_gated_by_position():
+def test_experts_are_gated_by_position_one_gate_per_block():
     net = small()
-    moe = net.blocks[0].moe1
+    block = net.blocks[0]
     pts = torch.rand(1, 50, 2, dtype=torch.float64)
-    gate = moe.gate(pts).softmax(-1)
+    gate = block.gate(pts).softmax(-1)
     assert torch.allclose(gate.sum(-1), torch.ones(1, 50, dtype=torch.float64))
     assert gate.std(dim=1).max() > 0  # not a constant mixture
+    assert not hasattr(block.ffn1, "gate") and not hasattr(block.ffn2, "gate")  # shared
+    # The gated FFN is the gate-weighted sum of the experts, each a plain two-layer FFN.
+    moe, h = block.ffn1, torch.randn(1, 50, 16, dtype=torch.float64)
+    experts = []
+    for e in range(moe.n_experts):
+        cols = slice(e * moe.hidden, (e + 1) * moe.hidden)
+        z = moe.activation(h @ moe.w1[:, cols] + moe.b1[cols])
+        experts.append(z @ moe.w2[cols] + moe.b2[e])
+    expected = sum(gate[..., e:e + 1] * experts[e] for e in range(moe.n_experts))
+    assert torch.allclose(moe(h, gate), expected, atol=1e-12)
+
+
+def test_a_single_expert_is_a_plain_ffn():
+    net = GNOT(2, 1, hidden_channels=8, n_layers=1, n_heads=2, n_experts=1).double()
+    block = net.blocks[0]
+    assert block.gate is None
+    moe, h = block.ffn1, torch.randn(1, 6, 8, dtype=torch.float64)
+    with torch.no_grad():
+        moe.b2.normal_()
+    plain = moe.activation(h @ moe.w1 + moe.b1) @ moe.w2 + moe.b2[0]
+    assert torch.allclose(moe(h, torch.ones(1, 6, 1, dtype=torch.float64)), plain, atol=1e-12)
+
+
+def test_attention_adds_the_normalized_query_and_sums_the_inputs():
+    from pdeml.operators.layers.attention import HeterogeneousCrossAttention
+    torch.manual_seed(1)
+    att = HeterogeneousCrossAttention(8, n_inputs=2, n_heads=2).double()
+    x = torch.randn(1, 5, 8, dtype=torch.float64)
+    ctx = [torch.randn(1, n, 8, dtype=torch.float64) for n in (4, 6)]
+    q = att.query(x).view(1, 5, 2, 4).transpose(1, 2).softmax(-1)  # (b, heads, n, d)
+    total = q.clone()
+    for proj, c in zip(att.key_values, ctx, strict=True):
+        k, v = (t.view(1, -1, 2, 4).transpose(1, 2) for t in proj(c).chunk(2, -1))
+        w = q @ k.softmax(-1).transpose(-1, -2)  # explicit n x m weights
+        total = total + (w @ v) / w.sum(-1, keepdim=True)
+    expected = att.out(total.transpose(1, 2).reshape(1, 5, 8))
+    assert torch.allclose(att(x, ctx), expected, atol=1e-12)
+
+
+def test_grid_mode_shares_coordinate_work_and_checkpointing_changes_nothing():
+    net = small().train()
+    calls = []
+    net.query_encoder.register_forward_hook(lambda m, i, o: calls.append(tuple(i[0].shape)))
+    x = torch.randn(3, 2, 6, 5, dtype=torch.float64)
+    out = net(x)
+    assert calls == [(1, 30, 2)]  # once for the batch of 3, not per sample
+    lean = small(checkpoint=True).train()
+    lean.load_state_dict(net.state_dict())
+    out2 = lean(x)
+    assert torch.allclose(out, out2, atol=1e-12)
+    out.square().mean().backward()
+    out2.square().mean().backward()
+    for (name, p), q in zip(net.named_parameters(), lean.parameters(), strict=True):
+        assert torch.allclose(p.grad, q.grad, atol=1e-10), name
 
 
 def test_bad_point_inputs_raise():
