@@ -29,7 +29,11 @@ class DarcyFlow(LinearProblem):
     Parameters
     ----------
     resolution
-        Nodes per axis, boundary included (at least 4).
+        Nodes per axis, boundary included (at least 4), of the stored fields.
+    solver_resolution
+        Nodes per axis of the grid the coefficient is drawn and the equation solved on; every
+        ``(solver_resolution - 1) / (resolution - 1)``-th node is stored (the FNO paper's data:
+        solved at 421, stored at 85 = every 5th node). ``None``: the stored grid.
     coefficient
         ``"piecewise_constant"`` (FNO paper: GRF thresholded to ``high``/``low``) or
         ``"lognormal"`` (``exp`` of a GRF).
@@ -63,9 +67,17 @@ class DarcyFlow(LinearProblem):
         precond: str = "auto",
         krylov_m: int = 40,
         recycle_k: int = 20,
+        solver_resolution: int | None = None,
     ) -> None:
         if int(resolution) != resolution or resolution < 4:
             raise ValueError(f"darcy resolution must be an integer >= 4, got {resolution}")
+        fine = resolution if solver_resolution is None else solver_resolution
+        if int(fine) != fine or fine < resolution or (fine - 1) % (resolution - 1):
+            raise ValueError(f"darcy solver_resolution must be an integer with "
+                             f"(solver_resolution - 1) a multiple of (resolution - 1) = "
+                             f"{resolution - 1}, got {solver_resolution}")
+        self.solver_resolution = int(fine)
+        self.stride = (self.solver_resolution - 1) // (int(resolution) - 1)
         if coefficient not in COEFFICIENTS:
             raise ValueError(
                 f"unknown darcy coefficient '{coefficient}'; use one of {', '.join(COEFFICIENTS)}"
@@ -84,9 +96,15 @@ class DarcyFlow(LinearProblem):
             "u": Variable(("y", "x"), "1", "solution"),
         }
 
+    @property
+    def h(self) -> float:
+        """Spacing of the grid the equation is solved on."""
+        return 1.0 / (self.solver_resolution - 1)
+
     def attrs(self) -> dict[str, Any]:
         return {
             "resolution": self.resolution,
+            "solver_resolution": self.solver_resolution,
             "coefficient": self.coefficient,
             "forcing": self.forcing,
             "alpha": self.alpha,
@@ -98,8 +116,8 @@ class DarcyFlow(LinearProblem):
         }
 
     def draw_coefficient(self, rng: np.random.Generator) -> np.ndarray:
-        """Draw one coefficient field on the node grid."""
-        shape = (self.resolution, self.resolution)
+        """Draw one coefficient field on the solver's node grid."""
+        shape = (self.solver_resolution, self.solver_resolution)
         if self.coefficient == "piecewise_constant":
             return piecewise_constant(shape, rng, self.high, self.low, self.alpha, self.tau)
         return lognormal(shape, rng, self.alpha, self.tau)
@@ -108,7 +126,7 @@ class DarcyFlow(LinearProblem):
         self, a: np.ndarray, f: np.ndarray | float | None = None
     ) -> tuple[sp.csr_matrix, np.ndarray]:
         """Assemble the SPD system ``A u_interior = b`` for coefficient ``a`` on the node grid."""
-        s = self.resolution
+        s = self.solver_resolution
         if a.shape != (s, s):
             raise ValueError(f"coefficient must have shape {(s, s)}, got {a.shape}")
         if not np.all(a > 0):
@@ -131,7 +149,7 @@ class DarcyFlow(LinearProblem):
 
     def embed(self, u_interior: np.ndarray) -> np.ndarray:
         """Put interior values back on the full node grid with the zero boundary."""
-        s = self.resolution
+        s = self.solver_resolution
         u = np.zeros((s, s))
         u[1:-1, 1:-1] = u_interior.reshape(s - 2, s - 2)
         return u
@@ -148,4 +166,8 @@ class DarcyFlow(LinearProblem):
         return self.assemble(inputs["a"])
 
     def outputs(self, x: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return {"u": self.embed(x)}
+        k = self.stride
+        if k == 1:
+            return {"u": self.embed(x)}
+        # Stored on the coarse nodes; "a" replaces the solver-grid coefficient in the sample.
+        return {"a": inputs["a"][::k, ::k], "u": self.embed(x)[::k, ::k]}
