@@ -347,6 +347,12 @@ def refine_run(run: Any, out: Any, data: Any = None, field: str | None = None,
     out = Path(out)
     parts = out / "refined.parts"
     parts.mkdir(parents=True, exist_ok=True)
+    job = {"run": str(run), "data": str(test), "field": fine, "batch_size": int(batch_size),
+           "options": {k: options[k] for k in sorted(options)}}
+    manifest = parts / "job.json"
+    if manifest.exists() and json.loads(manifest.read_text()) != job:
+        raise ValueError(f"{out} holds a refinement with other settings; choose another --out")
+    manifest.write_text(json.dumps(job))
     _refine_all(surrogate, ds, residual, parts, int(batch_size), options)
     arrays, rows = _collect(ds, residual, parts)
     _write_h5(out / "refined.h5", arrays, rows)
