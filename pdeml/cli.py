@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--steps", type=int, help="--per-trajectory: Adam steps (default 100)")
     f.add_argument("--lr-weight", type=float,
                    help="--per-trajectory: step size of the per-mode weights (default 1e-4); "
-                        "--lr is the spectral bias's (default 1e-3)")
+                        "--lr is the spectral bias's (default 2e-3)")
     f.add_argument("--data", help="--per-trajectory: test file (default: the run's data.test)")
     f.add_argument("--field", help="--per-trajectory: windowed variable to refine on "
                                     "(default: <field>_fine when the file has it)")

@@ -59,6 +59,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--lr-weight", type=float, default=1e-4)
     p.add_argument("--batch", type=int, default=5, help="trajectories refined together")
     p.add_argument("--max-windows", type=int, default=None, help="refine only the first N")
+    p.add_argument("--long-steps", type=int, default=300,
+                   help="a longer refinement of the first batch, to see where the error saturates")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args()
 
@@ -87,6 +89,35 @@ def train_config(paths: dict[str, Path], epochs: int) -> dict:
     }
 
 
+class Persistence(torch.nn.Module):
+    """Baseline 'model': the last input snapshot, repeated (what refinement starts from
+    without a trained operator)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[:, :, -1:].expand_as(x)
+
+
+def persistence_surrogate(surrogate: torch.nn.Module) -> torch.nn.Module:
+    base = torch.nn.Module()
+    base.model, base.in_normalizer = Persistence(), surrogate.in_normalizer
+    base.out_normalizer = surrogate.in_normalizer  # decode(encode(x)) = x
+    return base
+
+
+def refine_scored(surrogate: torch.nn.Module, ds: WindowDataset, items: list[int],
+                  residual: object, steps: int, args: argparse.Namespace) -> tuple:
+    """Refine ``items`` together; the error after every step (labels read here only)."""
+    y = torch.stack([ds[k][1] for k in items])  # scoring only: never passed to refine
+    curve: list[list[float]] = []
+
+    def score(step: int, pred: torch.Tensor) -> None:
+        curve.append(((pred - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)).tolist())
+
+    _, _, info = refine_batch(surrogate, ds.inputs(items), residual, steps=steps, lr=args.lr,
+                              lr_weight=args.lr_weight, callback=score)
+    return np.asarray(curve), info
+
+
 def refine_test(run: Path, test: Path, args: argparse.Namespace) -> dict:
     """Refine every test window (fine grid); score before/after and after every step."""
     surrogate, _ = load_surrogate(run)
@@ -96,16 +127,8 @@ def refine_test(run: Path, test: Path, args: argparse.Namespace) -> dict:
     rows, curves = [], []
     for first in range(0, n, args.batch):
         items = list(range(first, min(first + args.batch, n)))
-        y = torch.stack([ds[k][1] for k in items])  # scoring only: never passed to refine
-        curve: list[list[float]] = []
-
-        def score(step: int, pred: torch.Tensor, y: torch.Tensor = y, curve: list = curve) -> None:
-            curve.append(((pred - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)).tolist())
-
-        before, after, info = refine_batch(surrogate, ds.inputs(items), residual,
-                                           steps=args.steps, lr=args.lr,
-                                           lr_weight=args.lr_weight, callback=score)
-        curves.extend(np.asarray(curve).T.tolist())
+        curve, info = refine_scored(surrogate, ds, items, residual, args.steps, args)
+        curves.extend(curve.T.tolist())
         for j, k in enumerate(items):
             rows.append({"window": k, "sample_start": ds.locate(k), "rel_l2_before": curve[0][j],
                          "rel_l2_after": curve[-1][j],
@@ -114,7 +137,16 @@ def refine_test(run: Path, test: Path, args: argparse.Namespace) -> dict:
                          "seconds": info["seconds"] / len(items)})
         print(f"refined {items[-1] + 1}/{n}: error {np.mean(curve[0]):.4f} -> "
               f"{np.mean(curve[-1]):.4f}, {info['seconds']:.1f} s", flush=True)
-    return {"rows": rows, "curves": curves}
+    first = list(range(min(args.batch, n)))
+    long_curve, long_info = refine_scored(surrogate, ds, first, residual, args.long_steps, args)
+    base_curve, base_info = refine_scored(persistence_surrogate(surrogate), ds, first, residual,
+                                          args.steps, args)
+    extra = {"long": {"steps": args.long_steps, "curves": long_curve.T.tolist(),
+                      "residual_after": long_info["residual_after"]},
+             "persistence": {"steps": args.steps, "before": base_curve[0].tolist(),
+                             "after": base_curve[-1].tolist(),
+                             "residual_after": base_info["residual_after"]}}
+    return {"rows": rows, "curves": curves, **extra}
 
 
 def spectra(test: Path, out: Path) -> dict:
@@ -123,9 +155,9 @@ def spectra(test: Path, out: Path) -> dict:
 
     with h5py.File(test) as f:
         w = np.asarray(f["w_fine"][:, ::20], np.float64)
-    mcw = NavierStokes2D(resolution=64, initial="mcwilliams", forcing="none", viscosity=5e-4,
+    mcw = NavierStokes2D(resolution=64, initial="mcwilliams", forcing="none", viscosity=1e-3,
                          velocity_rms=0.16, peak_wavenumber=6, final_time=4.0, n_snapshots=2,
-                         dt=1e-2, n_terms=3)
+                         dt=2.5e-3, n_terms=3)
     w0 = mcw.draw_initial(np.random.default_rng(0))
     series = {"FNO forcing, t in [30, 70]": w.reshape(-1, 64, 64),
               "McWilliams, t = 0": w0[None], "McWilliams, t = 4": mcw.solve(w0)[-1:]}
@@ -137,8 +169,8 @@ def spectra(test: Path, out: Path) -> dict:
         ax.loglog(np.arange(1, len(e)), e[1:], label=label)
     for k, name in ((8, "16^2 training grid (Nyquist 8)"), (32, "64^2 refinement grid")):
         ax.axvline(k, ls="--", c="gray")
-        ax.text(k, ax.get_ylim()[0] * 10, name, rotation=90, va="bottom", fontsize=7)
-    ax.set(xlabel="wavenumber |k|", ylabel="energy spectrum E(k)")
+        ax.text(k, 1e-19, name, rotation=90, va="bottom", fontsize=7)
+    ax.set(xlabel="wavenumber |k|", ylabel="energy spectrum E(k)", ylim=(1e-20, 1e-1))
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "spectrum.png", dpi=120)
@@ -157,11 +189,14 @@ def energy_spectrum(w: np.ndarray) -> np.ndarray:
     return np.bincount(shells.ravel(), e.mean(0).ravel())[: n // 2 + 1]
 
 
-def plot_curves(curves: list[list[float]], out: Path) -> None:
+def plot_curves(curves: list[list[float]], long: dict, out: Path) -> None:
     c = np.asarray(curves)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.semilogy(c.T, color="tab:blue", alpha=0.25, lw=0.8)
-    ax.semilogy(np.median(c, 0), color="k", lw=2, label="median over test windows")
+    ax.semilogy(np.median(c, 0), color="k", lw=2,
+                label=f"median over test windows ({c.shape[1] - 1} steps)")
+    ax.semilogy(np.median(np.asarray(long["curves"]), 0), color="tab:red", lw=1.5,
+                label=f"median, first {len(long['curves'])} windows ({long['steps']} steps)")
     ax.set(xlabel="Adam step", ylabel="relative L2 error (64^2)",
            title="per-trajectory refinement, label-free")
     ax.legend()
@@ -187,11 +222,20 @@ def main() -> None:
                                       "load_average": os.getloadavg()}))
     train_s = json.loads(timing.read_text())["train_s"]
     metrics = json.loads((run / "metrics.json").read_text())
-    refined = refine_test(run, paths["test"], args)
+    cache = args.out / "refined_cache.json"  # the refinement survives a failure further on
+    key = {k: getattr(args, k) for k in ("steps", "lr", "lr_weight", "batch", "max_windows",
+                                           "long_steps")}
+    refined = json.loads(cache.read_text()) if cache.exists() else {}
+    if refined.get("key") != key:
+        refined = {"key": key, "load_average": os.getloadavg(),
+                   **refine_test(run, paths["test"], args)}
+        cache.write_text(json.dumps(refined))
     rows = refined["rows"]
-    plot_curves(refined["curves"], args.out)
+    plot_curves(refined["curves"], refined["long"], args.out)
     spec = spectra(paths["test"], args.out)
     load["end"] = os.getloadavg()
+    load["training_end"] = json.loads(timing.read_text()).get("load_average")
+    load["refinement_start"] = refined["load_average"]
     before = statistics.fmean(r["rel_l2_before"] for r in rows)
     after = statistics.fmean(r["rel_l2_after"] for r in rows)
     secs = statistics.median(r["seconds"] for r in rows)
@@ -207,6 +251,7 @@ def main() -> None:
         "refine_s_per_trajectory": secs, "time_fraction": secs / train_s if train_s else None,
         "median_curve": median_curve.tolist(), "best_step": int(np.argmin(median_curve)),
         "trajectories": rows, "spectra": spec, "shared_weights_smooth": SHARED_SMOOTH,
+        "long_refinement": refined["long"], "persistence_refined": refined["persistence"],
     }
     result["target"] = {"reduction_min": 0.3, "time_fraction_max": 0.1,
                         "met": result["reduction"] >= 0.3 and (result["time_fraction"] or 1) <= 0.1}
@@ -219,6 +264,9 @@ def main() -> None:
     print(f"| turbulence 16²→64² | space-time FNO | {before:.4f} | – | – | – |")
     print(f"| | + per-trajectory refinement ({args.steps} steps) | {after:.4f} | "
           f"{-100 * result['reduction']:+.1f}% | {secs:.1f} s | {result['time_fraction']:.3f} |")
+    pers = refined["persistence"]
+    print(f"| | persistence + refinement ({args.steps} steps, {len(pers['after'])} windows) | "
+          f"{np.mean(pers['before']):.4f} → {np.mean(pers['after']):.4f} | – | – | – |")
     s = SHARED_SMOOTH
     print(f"| smooth NS 64² (recorded) | FNO + shared-weights fine-tuning | {s['before']:.4f} → "
           f"{s['after']:.4f} | +0.0% | – | {s['time_fraction']} (total) |")

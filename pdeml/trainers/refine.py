@@ -138,7 +138,7 @@ def _schedule(step: int, steps: int) -> float:
 
 def refine_batch(
     surrogate: nn.Module, x: torch.Tensor, residual: VorticityResidual, steps: int = 100,
-    lr: float = 1e-3, lr_weight: float = 1e-4, n_modes: str | int = "all",
+    lr: float = 2e-3, lr_weight: float = 1e-4, n_modes: str | int = "all",
     callback: Callable[[int, torch.Tensor], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Refine the predictions of a batch of input windows; each trajectory independently.
