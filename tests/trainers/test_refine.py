@@ -250,3 +250,12 @@ def test_refine_run_never_reads_labels(tmp_path):
 def test_forcing_field_matches_problem():
     prob = NavierStokes2D(resolution=16, forcing="kolmogorov", forcing_wavenumber=2, n_terms=5)
     assert np.array_equal(prob.forcing_field(16), forcing_field("kolmogorov", None, 2, 16))
+
+
+def test_cli_keeps_the_two_modes_apart(capsys):
+    from pdeml.cli import main
+
+    assert main(["finetune", "run", "--out", "o", "--per-trajectory", "--epochs", "3"]) == 1
+    assert "not --epochs" in capsys.readouterr().err
+    assert main(["finetune", "run", "--out", "o", "--steps", "3"]) == 1
+    assert "--steps goes with --per-trajectory" in capsys.readouterr().err
