@@ -60,7 +60,30 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     return train(compose(args.config, args.set), args.out, resume=args.resume)
 
 
+def _cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
+    from pdeml.trainers.refine import refine_run
+
+    shared = [k for k in ("loss", "residual_norm", "epochs", "patience", "max_time")
+              if getattr(args, k) is not None] + (["mode"] if args.mode != "data" else [])
+    if shared:
+        raise ValueError(f"--per-trajectory takes --steps, --lr, --lr-weight, --modes, "
+                         f"--batch-size, --data, --field; not --{shared[0].replace('_', '-')}")
+    if "," in args.modes:
+        raise ValueError("--per-trajectory --modes is 'all' or one integer (square grids)")
+    options = {k: v for k, v in (("steps", args.steps), ("lr", args.lr),
+                                 ("lr_weight", args.lr_weight)) if v is not None}
+    result = refine_run(args.run, args.out, data=args.data, field=args.field,
+                        batch_size=args.batch_size or 1,
+                        n_modes=args.modes if args.modes == "all" else int(args.modes), **options)
+    return {k: v for k, v in result.items() if k != "trajectories"}
+
+
 def _cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
+    if args.per_trajectory:
+        return _cmd_refine(args)
+    extra = [k for k in ("steps", "lr_weight", "data", "field") if getattr(args, k) is not None]
+    if extra:
+        raise ValueError(f"--{extra[0].replace('_', '-')} goes with --per-trajectory")
     from pdeml.trainers.finetune import finetune_run
 
     ints = [] if args.modes == "all" else [int(m) for m in args.modes.split(",")]
@@ -174,7 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last")
     t.set_defaults(func=_cmd_train)
 
-    f = sub.add_parser("finetune", help="spectral fine-tuning of a trained run's last layer")
+    f = sub.add_parser("finetune", help="spectral fine-tuning of a trained run's last layer, "
+                                        "or per-trajectory refinement (--per-trajectory)")
     f.add_argument("run", help="run folder or checkpoint")
     f.add_argument("--out", required=True, help="new run folder")
     f.add_argument("--mode", choices=("data", "residual"), default="data",
@@ -192,6 +216,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--patience", type=int, help="epochs without validation gain before stop")
     f.add_argument("--max-time", type=float, help="wall-clock limit in seconds")
     f.add_argument("--seed", type=int)
+    f.add_argument("--per-trajectory", action="store_true",
+                   help="Spectral-Refiner: refine each test trajectory of a spatiotemporal run "
+                        "on its own, label-free (H^-1 Navier-Stokes residual on the fine grid)")
+    f.add_argument("--steps", type=int, help="--per-trajectory: Adam steps (default 100)")
+    f.add_argument("--lr-weight", type=float,
+                   help="--per-trajectory: step size of the per-mode weights (default 1e-4); "
+                        "--lr is the spectral bias's (default 2e-3)")
+    f.add_argument("--data", help="--per-trajectory: test file (default: the run's data.test)")
+    f.add_argument("--field", help="--per-trajectory: windowed variable to refine on "
+                                    "(default: <field>_fine when the file has it)")
     f.set_defaults(func=_cmd_finetune)
 
     e = sub.add_parser("evaluate", help="metrics and figures of a trained run, or a suite")

@@ -77,6 +77,11 @@ class PDEDataModule(L.LightningDataModule):
         Train a one-step (autoregressive) model instead: ``{"fields": [...], "static": [...],
         "history": 1, "residual": False}``; every split then serves the pairs of
         :class:`pdeml.datasets.timeseries.StepDataset` and ``inputs``/``outputs`` are unused.
+    windows
+        Train a spatiotemporal model instead: ``{"field": "w", "n_in": 10, "n_out": 10,
+        "stride": 5}``; every split then serves the ``(1, n_in, *grid) -> (1, n_out, *grid)``
+        windows of :class:`pdeml.datasets.spacetime.WindowDataset` (time as a grid axis) and
+        ``inputs``/``outputs`` are unused.
     """
 
     def __init__(
@@ -92,6 +97,7 @@ class PDEDataModule(L.LightningDataModule):
         in_memory: bool = True,
         seed: int = 0,
         rollout: dict[str, Any] | None = None,
+        windows: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -100,7 +106,8 @@ class PDEDataModule(L.LightningDataModule):
             raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
         self.train_path, self.test_path, self.val_path = train, test, val
         self.rollout = _check_rollout(rollout)
-        if self.rollout:
+        self.windows = dict(windows) if windows else None
+        if self.rollout or self.windows:
             inputs, outputs = inputs or [], outputs or []
         elif inputs is None or outputs is None:
             d_in, d_out = default_vars(train)
@@ -111,6 +118,10 @@ class PDEDataModule(L.LightningDataModule):
         self.train_set = self.val_set = self.test_set = None
 
     def _dataset(self, path: str | Path, indices: np.ndarray | None = None) -> H5Dataset:
+        if self.windows:
+            from pdeml.datasets.spacetime import WindowDataset
+
+            return WindowDataset(path, indices=indices, **self.windows)
         if self.rollout:
             from pdeml.datasets.timeseries import StepDataset
 

@@ -1,4 +1,9 @@
-"""Spectral fine-tuning (Spectral-Refiner, Cao et al., ICLR 2025) of a trained operator.
+"""Shared-weights spectral fine-tuning of a trained operator (after Spectral-Refiner).
+
+This is the data-fitting variant: one refined layer for a whole dataset, early-stopped on
+labelled validation data. The paper's own recipe -- per trajectory, at inference, label-free,
+on a finer grid -- is :mod:`pdeml.trainers.refine` (``pdeml finetune RUN --per-trajectory``),
+whose docstring lists each point where pdeml follows or departs from the authors' code.
 
 The trained network is frozen; its last spectral layer is rebuilt with more (or all) Fourier
 modes, the trained low modes copied in and the new ones zero, so the rebuilt network starts as

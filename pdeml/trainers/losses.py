@@ -12,12 +12,33 @@ import torch
 from torch import nn
 
 
+def safe_root(x: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """``x ** (1 / p)`` for ``x >= 0`` with the gradient 0 (not NaN) where ``x == 0``.
+
+    The root's derivative is infinite at 0, and autograd's ``0 * inf`` is NaN: a prediction
+    that equals its target exactly would poison a whole batch's gradient.
+    """
+    positive = x > 0
+    safe = torch.where(positive, x, torch.ones_like(x))
+    return torch.where(positive, safe.pow(1.0 / p), torch.zeros_like(x))
+
+
+def _reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
+    if reduction == "mean":
+        return per_sample.mean()
+    if reduction == "sum":
+        return per_sample.sum()
+    return per_sample
+
+
 class LpLoss(nn.Module):
     """Lp distance between fields, relative (per sample) or absolute.
 
     The relative form is ``||pred - target||_p / ||target||_p`` per sample, channels and grid
-    points pooled; the absolute form is the discrete Lp norm on the unit cube,
-    ``(mean |pred - target|^p)^(1/p)`` (the grid spacing cancels into the mean).
+    points pooled (or, with ``per_channel``, per channel and then averaged over channels, as
+    neuraloperator does); the absolute form is the discrete Lp norm on the unit cube,
+    ``(mean |pred - target|^p)^(1/p)`` (the grid spacing cancels into the mean). Both have a
+    zero (not NaN) gradient where the prediction equals the target.
 
     Parameters
     ----------
@@ -29,10 +50,14 @@ class LpLoss(nn.Module):
         ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
     eps
         Guards the division for an all-zero target.
+    per_channel
+        Relative form: the error of each channel relative to that channel's norm, averaged
+        over channels (channels of very different scales then weigh equally).
     """
 
     def __init__(
-        self, p: float = 2.0, relative: bool = True, reduction: str = "mean", eps: float = 1e-12
+        self, p: float = 2.0, relative: bool = True, reduction: str = "mean", eps: float = 1e-12,
+        per_channel: bool = False,
     ) -> None:
         super().__init__()
         if p < 1:
@@ -40,30 +65,33 @@ class LpLoss(nn.Module):
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"unknown reduction '{reduction}'; use mean, sum or none")
         self.p, self.relative, self.reduction, self.eps = float(p), relative, reduction, eps
+        self.per_channel = bool(per_channel)
 
     @property
     def config(self) -> dict[str, Any]:
         """Plain settings that :func:`make_loss` turns back into this loss."""
         return {"name": "lp", "p": self.p, "relative": self.relative,
-                "reduction": self.reduction}
+                "reduction": self.reduction,
+                **({"per_channel": True} if self.per_channel else {})}
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if pred.shape != target.shape:
             raise ValueError(
                 f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ"
             )
+        if self.relative and self.per_channel and pred.ndim > 2:
+            diff, ref = (pred - target).flatten(2), target.flatten(2)
+            num = safe_root(diff.abs().pow(self.p).sum(-1), self.p)
+            den = ref.abs().pow(self.p).sum(-1).pow(1.0 / self.p)
+            return _reduce((num / (den + self.eps)).mean(1), self.reduction)
         diff = (pred - target).flatten(1)
         if self.relative:
-            num = torch.linalg.vector_norm(diff, ord=self.p, dim=1)
+            num = safe_root(diff.abs().pow(self.p).sum(dim=1), self.p)
             den = torch.linalg.vector_norm(target.flatten(1), ord=self.p, dim=1)
             per_sample = num / (den + self.eps)
         else:
-            per_sample = diff.abs().pow(self.p).mean(dim=1).pow(1.0 / self.p)
-        if self.reduction == "mean":
-            return per_sample.mean()
-        if self.reduction == "sum":
-            return per_sample.sum()
-        return per_sample
+            per_sample = safe_root(diff.abs().pow(self.p).mean(dim=1), self.p)
+        return _reduce(per_sample, self.reduction)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -188,6 +216,7 @@ def sobolev_norm(
     method: str = "spectral",
     grid: str = "node",
     length: float | Sequence[float] = 1.0,
+    per_channel: bool = False,
 ) -> torch.Tensor:
     """The ``H^s`` norm of each sample of ``x`` (``(batch, channels, *spatial)``, 1-3 D).
 
@@ -228,11 +257,13 @@ def sobolev_norm(
         weights) or ``cell`` (cell centres, spacing ``L / n``).
     length
         Domain length per axis (or for all).
+    per_channel
+        Return the norm of each channel, ``(batch, channels)``, instead of their mean square.
 
     Returns
     -------
     torch.Tensor
-        ``(batch,)`` norms.
+        ``(batch,)`` norms (``(batch, channels)`` with ``per_channel``).
     """
     _check_sobolev(float(s), weighting, float(alpha), method, grid, length)
     d = x.ndim - 2
@@ -249,7 +280,7 @@ def sobolev_norm(
         sq = _fd_norm_sq(x, int(s), a, b, periodic, grid, lengths)
     else:
         sq = _spectral_norm_sq(x, float(s), a, b, periodic, grid, lengths)
-    return sq.mean(1).clamp_min(0.0).sqrt()
+    return safe_root((sq if per_channel else sq.mean(1)).clamp_min(0.0))
 
 
 def _check_sobolev(s: float, weighting: str, alpha: float, method: str, grid: str,
@@ -290,6 +321,11 @@ class SobolevLoss(nn.Module):
         ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
     eps
         Guards the division for an all-zero target.
+    per_channel
+        Relative form: each channel's error relative to that channel's norm, averaged over
+        channels (neuraloperator's convention) instead of pooling the channels.
+
+    The gradient is zero, not NaN, where the prediction equals the target.
 
     Examples
     --------
@@ -310,9 +346,11 @@ class SobolevLoss(nn.Module):
         length: float | Sequence[float] = 1.0,
         reduction: str = "mean",
         eps: float = 1e-12,
+        per_channel: bool = False,
     ) -> None:
         super().__init__()
         _check_sobolev(float(s), weighting, float(alpha), method, grid, length)
+        self.per_channel = bool(per_channel)
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"unknown reduction '{reduction}'; use mean, sum or none")
         self.s, self.relative, self.reduction, self.eps = float(s), bool(relative), reduction, eps
@@ -325,7 +363,7 @@ class SobolevLoss(nn.Module):
         """Plain settings that :func:`make_loss` turns back into this loss."""
         periodic, length = self.norm_kwargs["periodic"], self.norm_kwargs["length"]
         return {"name": "sobolev", "relative": self.relative, "reduction": self.reduction,
-                **self.norm_kwargs,
+                **({"per_channel": True} if self.per_channel else {}), **self.norm_kwargs,
                 "periodic": list(periodic) if isinstance(periodic, (list, tuple)) else periodic,
                 "length": list(length) if isinstance(length, (list, tuple)) else length}
 
@@ -334,23 +372,29 @@ class SobolevLoss(nn.Module):
             raise ValueError(
                 f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ"
             )
-        per_sample = sobolev_norm(pred - target, **self.norm_kwargs)
+        split = self.relative and self.per_channel
+        per_sample = sobolev_norm(pred - target, **self.norm_kwargs, per_channel=split)
         if self.relative:
-            per_sample = per_sample / (sobolev_norm(target, **self.norm_kwargs) + self.eps)
-        if self.reduction == "mean":
-            return per_sample.mean()
-        if self.reduction == "sum":
-            return per_sample.sum()
-        return per_sample
-
+            ref = sobolev_norm(target, **self.norm_kwargs, per_channel=split)
+            per_sample = per_sample / (ref + self.eps)
+            if split:
+                per_sample = per_sample.mean(1)
+        return _reduce(per_sample, self.reduction)
 
 
 LOSSES = {"l2": lambda: LpLoss(2.0), "l1": lambda: LpLoss(1.0), "mse": nn.MSELoss}
 
 
+# neuraloperator's H1Loss: ||u||^2 + ||grad u||^2 (relative), central differences on a periodic
+# grid. pdeml's ``h1`` is the Fourier-series norm (1 + |k|^2)-weighted, k in cycles per length.
+NEURALOP_H1 = {"s": 1.0, "weighting": "angular", "alpha": 1.0, "method": "fd"}
+
+
 def _loss_from_name(name: str, kwargs: dict[str, Any]) -> nn.Module:
     match = _H_NAME.match(name)
     try:
+        if name == "h1-neuralop":
+            return SobolevLoss(**{**NEURALOP_H1, **kwargs})
         if match:
             return SobolevLoss(s=float(match.group(1)), **kwargs)
         if name == "sobolev":
@@ -361,7 +405,7 @@ def _loss_from_name(name: str, kwargs: dict[str, Any]) -> nn.Module:
             return nn.MSELoss(**kwargs)
     except TypeError as err:
         raise ValueError(f"bad settings for loss '{name}': {err}") from None
-    known = ", ".join([*LOSSES, "lp", "sobolev", "h<s> (e.g. h1, h-1, h0.5)"])
+    known = ", ".join([*LOSSES, "lp", "sobolev", "h1-neuralop", "h<s> (e.g. h1, h-1, h0.5)"])
     raise ValueError(f"unknown loss '{name}'; available: {known}")
 
 
@@ -372,7 +416,10 @@ def make_loss(spec: str | Mapping[str, Any] | nn.Module) -> nn.Module:
     ----------
     spec
         A name: ``l2`` (relative L2, the default), ``l1``, ``mse``, or ``h<s>`` for the
-        relative ``H^s`` loss (``h1``, ``h-1``, ``h0.5``: periodic, integer weighting). Or a
+        relative ``H^s`` loss (``h1``, ``h-1``, ``h0.5``: periodic, integer weighting, i.e.
+        ``(1 + |k|^2)^s``), or ``h1-neuralop``, neuraloperator's relative H1 loss
+        ``(||e||^2 + ||grad e||^2)^(1/2) / (||y||^2 + ||grad y||^2)^(1/2)`` (periodic central
+        differences). Or a
         mapping with ``name`` (any of those, ``lp`` or ``sobolev``) and the loss's arguments,
         e.g. ``{"name": "sobolev", "s": -1, "relative": False, "weighting": "angular",
         "alpha": 0, "periodic": False}``; the ``config`` of :class:`LpLoss` and

@@ -145,3 +145,43 @@ def residual_for_data(
     problem = NavierStokes2D(**{k: v for k, v in settings.items() if k in allowed and k != "dt"})
     forcing = torch.from_numpy(problem.forcing_field(problem.resolution))
     return VorticityResidual(problem.viscosity, dt, forcing, problem.drag)
+
+
+def window_residual(path: str, field: str, n: int) -> VorticityResidual:
+    """The vorticity residual on an ``n x n`` grid for space-time windows of ``field``.
+
+    Windows (:class:`pdeml.datasets.spacetime.WindowDataset`) are consecutive stored snapshots,
+    so the residual's step is the file's snapshot spacing, which must be uniform.
+
+    Parameters
+    ----------
+    path
+        A pdeml ``navier_stokes`` file (its attributes give ``nu``, the forcing and the times).
+    field
+        The windowed variable, ``w`` or ``w_fine``.
+    n
+        The grid the residual is evaluated on (the field's).
+    """
+    import h5py
+
+    from pdeml.datasets.schema import open_h5, read_attrs
+    from pdeml.solvers.problems.navier_stokes import NavierStokes2D, forcing_field
+
+    attrs = read_attrs(path)
+    if attrs.get("problem") != NavierStokes2D.name:
+        raise ValueError(f"refinement supports '{NavierStokes2D.name}' data; {path} holds "
+                         f"'{attrs.get('problem')}'")
+    if field not in ("w", "w_fine"):
+        raise ValueError(f"refinement needs the vorticity 'w' or 'w_fine', got '{field}'")
+    with open_h5(path) as f:
+        if not isinstance(f.get("time"), h5py.Dataset) or len(f["time"]) < 2:
+            raise ValueError(f"{path} has no time coordinate with two or more snapshots")
+        times = [float(t) for t in f["time"][:]]
+    steps = [b - a for a, b in zip(times[:-1], times[1:], strict=True)]
+    if not all(math.isclose(s, steps[0], rel_tol=1e-6) for s in steps):
+        raise ValueError(f"{path}: snapshots are not equally spaced")
+    settings = json.loads(attrs["problem_settings"])
+    forcing = forcing_field(settings.get("forcing", "fno"), settings.get("forcing_amplitude"),
+                            int(settings.get("forcing_wavenumber", 4)), n)
+    return VorticityResidual(float(settings["viscosity"]), steps[0], torch.from_numpy(forcing),
+                             float(settings.get("drag", 0.0)))
