@@ -220,8 +220,16 @@ class VOFSolver(ProjectionSolver):
 
     @property
     def pressure(self) -> np.ndarray:
-        """Static gauge pressure (Pa) at cell centres, zero in solid cells."""
-        return (self.p - self.rho_a * self.g * self.y_c[:, None]) * self.fluid
+        """Static gauge pressure (Pa) at cell centres, zero in solid cells.
+
+        With an outflow the gauge is 0 where the outflow meets the floor; in a closed box
+        (pressure known up to a constant) the top row's mean is 0.
+        """
+        p = self.p - self.rho_a * self.g * self.y_c[:, None]
+        if not self.has_dirichlet:
+            top = self.fluid[-1]
+            p = p - (p[-1, top].mean() if top.any() else 0.0)
+        return p * self.fluid
 
     def pressure_stats(self) -> dict[str, float]:
         """Seconds in pressure solves (setup included), solves, iterations, AMG builds."""
