@@ -228,3 +228,28 @@ def test_bad_two_phase_options_fail_with_a_message():
         make_problem("dam", pressure_solver="cg")
     with pytest.raises(ValueError, match="cfl must be in"):
         VOFSolver(4, 4, 1.0, 1.0, np.zeros((4, 4)), cfl=0.9)
+
+
+@pytest.mark.parametrize("name", ["tube", "dam"])
+def test_default_config_generates_through_the_cli(name, tmp_path):
+    from pathlib import Path
+
+    from pdeml.cli import main
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "data" / f"{name}_bc.yaml"
+    args = ["generate", "--config", str(config), "--out", str(tmp_path / "d"), "--n-train", "1",
+            "--n-val", "0", "--n-test", "0", "--no-progress"]
+    for key, value in {**TINY, "cells": 8, "final_time": 0.1, "n_snapshots": 1}.items():
+        args += ["--set", f"{key}={value}"]
+    assert main(args) == 0
+    with xr.open_dataset(tmp_path / "d" / "train.h5", engine="h5netcdf") as ds:
+        assert ds.attrs["problem"] == name
+        assert ds["alpha"].shape == (1, 1, 16, 16)
+
+
+def test_cli_rejects_a_bad_two_phase_option(tmp_path, capsys):
+    from pdeml.cli import main
+
+    assert main(["generate", "dam", "--out", str(tmp_path / "x"), "--set",
+                 "pressure_solver=cg"]) == 1
+    assert "pdeml: error: unknown dam pressure_solver 'cg'" in capsys.readouterr().err
