@@ -28,6 +28,13 @@ interface one to two cells thick where an algebraic scheme (CICSAM, THINC) smear
 a compression parameter. What remains of over/undershoot (round-off) is clipped and the
 clipped volume is counted (:attr:`VOFSolver.clipped`).
 
+Read for this: Basilisk's ``src/vof.h`` (Popinet), a public implementation of the same scheme.
+Followed: the step-function ``c`` frozen per step, sweep order alternating with the step's
+parity, the face Courant bound 1/2, the flux as the donor's water in the strip ``|u| dt``
+beside the face. Departed: Youngs' normals instead of Basilisk's mixed Youngs-centred (MYC)
+ones (simpler, first-order normals; straight interfaces away from corners stay exact), and
+round-off over/undershoot is clipped (Basilisk keeps it).
+
 Following and departing from the reference setups. CFDBench (Luo et al. 2023) generated its
 two-phase cases with ANSYS Fluent's VOF (geometric reconstruction, implicit pressure-based
 solver, fixed step 0.1 s for the dam, 0.01 s for the tube; their journal scripts are public,
