@@ -84,6 +84,7 @@ class TwoPhaseProblem(FlowProblem):
     input_vars = ("u[0]", "v[0]", "alpha[0]", "mask")
     output_vars = ("u[-1]", "v[-1]", "alpha[-1]")
     ROLLOUT_FIELDS: ClassVar[tuple[str, ...]] = ("u", "v", "alpha")
+    gravity: ClassVar[float] = 0.0  # m/s^2 along -y
 
     def __init__(self, resolution: int = 64, sweep: str = "all", final_time: float | None = None,
                  n_snapshots: int = 10, cells: int | None = None, cfl: float = 0.25,
@@ -113,8 +114,6 @@ class TwoPhaseProblem(FlowProblem):
                    solver=f"pdeml.solvers.vof; pressure: {self.pressure_solver}",
                    gravity=self.gravity, air=list(AIR))
         return out
-
-    gravity: ClassVar[float] = 0.0
 
     def initial_alpha(self, params: dict[str, float], X: np.ndarray,
                       Y: np.ndarray) -> np.ndarray:
