@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 CASES = ("cavity", "channel", "step", "cylinder")
+TWO_PHASE_CASES = ("tube", "dam")  # volume of fluid; opt-in (--cases tube,dam): slower to generate
 SWEEPS = ("bc", "prop", "geo")
 BASELINE = "persistence"
 SIZES: dict[str, dict[str, Any]] = {
@@ -82,10 +83,12 @@ def rollout_spec(case: str, train: str | Path) -> dict[str, Any]:
 
     from pdeml.solvers.problems.base import make_problem
 
-    params = list(type(make_problem(case)).PARAMS)
+    cls = type(make_problem(case))
+    params = list(cls.PARAMS)
     with h5py.File(train, "r") as f:
         varying = [p for p in params if np.ptp(np.asarray(f[p][...], np.float64)) > 0]
-    return {"fields": ["u", "v"], "static": ["mask", *varying], "history": 1, "residual": True}
+    fields = list(getattr(cls, "ROLLOUT_FIELDS", ("u", "v")))  # two-phase flows add alpha
+    return {"fields": fields, "static": ["mask", *varying], "history": 1, "residual": True}
 
 
 def _persistence(spec: dict[str, Any]) -> Any:
@@ -157,7 +160,8 @@ def run_cfd_suite(
     out
         Report folder (runs go to ``out/runs``, data to ``out/data`` unless ``data_dir``).
     cases, sweeps
-        Subsets of :data:`CASES` and of ``bc, prop, geo, all``.
+        Subsets of :data:`CASES` (plus the two-phase :data:`TWO_PHASE_CASES`) and of
+        ``bc, prop, geo, all``.
     operators
         Names known to :func:`pdeml.operators.list_operators`.
     size
@@ -187,7 +191,7 @@ def run_cfd_suite(
     from pdeml.operators import list_operators
     from pdeml.solvers.problems.cfdbench import SWEEPS as ALL_SWEEPS
 
-    cases = _check_choice("case", cases, CASES)
+    cases = _check_choice("case", cases, CASES + TWO_PHASE_CASES)
     sweeps = _check_choice("sweep", sweeps, ALL_SWEEPS)
     operators = _check_choice("operator", operators, list_operators())
     cfg = _size(size)

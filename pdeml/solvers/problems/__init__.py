@@ -13,5 +13,7 @@ from pdeml.solvers.problems.helmholtz import Helmholtz as Helmholtz
 from pdeml.solvers.problems.linear import LinearProblem as LinearProblem
 from pdeml.solvers.problems.navier_stokes import NavierStokes2D as NavierStokes2D
 from pdeml.solvers.problems.poisson import Poisson as Poisson
+from pdeml.solvers.problems.two_phase import Dam as Dam
+from pdeml.solvers.problems.two_phase import Tube as Tube
 
 __all__ = ["Problem", "Variable", "make_problem", "DarcyFlow"]
