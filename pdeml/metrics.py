@@ -12,6 +12,11 @@ so that a metric of a whole test set does not depend on how it was batched:
 
 The bands are PDEBench's: low ``|k| <= 4``, mid ``5 <= |k| <= 12``, high ``|k| >= 13``, with
 ``|k|`` the integer part of the Euclidean norm of the integer wavenumber vector.
+
+Fluid masks: :meth:`MetricAccumulator.update` takes an optional ``mask`` (1 in fluid, 0 in
+solid). Errors and references are then zeroed in solid cells and every mean divides by the
+number of *fluid* points, so a solid cell neither adds error nor dilutes it. The CFDBench
+profile (:class:`CFDBenchScores`) reproduces that benchmark's own, different, definitions.
 """
 
 from __future__ import annotations
@@ -103,13 +108,19 @@ class MetricAccumulator:
         self._shape, self._spatial = (steps, channels), spatial
         zeros = np.zeros((steps, channels))
         self.n_points, self.abs_err, self.max_err = 0, zeros.copy(), zeros.copy()
-        self.bd_err, self.n_bd = zeros.copy(), int(boundary_mask(spatial).sum())
+        self.bd_err, self.n_bd = zeros.copy(), 0
         self.band_err = np.zeros((steps, channels, len(self.bands)))
         self._boundary = boundary_mask(spatial)
         self._weights = band_weights(spatial, self.bands)
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, time_axis: bool = False) -> None:
-        """Add a batch of predictions and targets (same shape; see the class docstring)."""
+    def update(self, pred: torch.Tensor, target: torch.Tensor, time_axis: bool = False,
+               mask: torch.Tensor | None = None) -> None:
+        """Add a batch of predictions and targets (same shape; see the class docstring).
+
+        ``mask`` (``(batch, *spatial)``, 1 in fluid, 0 in solid) restricts every metric to
+        the fluid points: both fields are zeroed in solid cells and the means divide by the
+        number of fluid points.
+        """
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target "
                              f"{tuple(target.shape)} differ in shape")
@@ -125,10 +136,18 @@ class MetricAccumulator:
             raise ValueError(f"batch of shape {tuple(p.shape)} does not match the earlier "
                              f"(steps, channels) {self._shape} and grid {self._spatial}")
         err = p - t
+        if mask is None:
+            m = torch.ones((len(err), *spatial), dtype=torch.float64)
+        else:
+            m = (mask.detach().cpu().reshape(len(err), *spatial) != 0).double()
+            if not m.sum():
+                raise ValueError("the fluid mask of a batch has no fluid point")
+            err, t = err * m[:, None, None], t * m[:, None, None]
         dims = tuple(range(3, err.ndim))
         self._e2.append((err**2).sum(dim=dims).numpy())
         self._r2.append((t**2).sum(dim=dims).numpy())
-        self.n_points += len(err) * int(np.prod(spatial))
+        self.n_points += int(m.sum())
+        self.n_bd += int(m[:, self._boundary].sum())
         self.abs_err += err.abs().sum(dim=(0, *dims)).numpy()
         self.max_err = np.maximum(self.max_err, err.abs().amax(dim=(0, *dims)).numpy())
         self.bd_err += (err[..., self._boundary] ** 2).sum(dim=(0, 3)).numpy()
@@ -156,8 +175,8 @@ class MetricAccumulator:
             "nmse": float(e2.sum() / max(r2.sum(), 1e-300)),
             "mae": float(self.abs_err[sl].sum() / n),
             "max_error": float(self.max_err[sl].max()),
-            "brmse": float(np.sqrt(self.bd_err[sl].sum() * np.prod(self._spatial)
-                                   / (self.n_bd * n))),
+            "brmse": float(np.sqrt(self.bd_err[sl].sum() * self.n_points
+                                   / (max(self.n_bd, 1) * n))),
         }
         band = self.band_err[sl].reshape(-1, len(self.bands)).sum(0)
         out |= {f"frmse_{k}": float(np.sqrt(v / n)) for k, v in zip(self.bands, band,
@@ -204,3 +223,86 @@ class MetricAccumulator:
                 for k in keys}
         return xr.Dataset(data, coords={"step": np.arange(1, steps + 1),
                                         "variable": list(self.names)})
+
+
+# ------------------------------------------------------------------------------- CFDBench
+CFDBENCH_KEYS = ("nmse", "mse", "rmse", "mae")
+
+
+class CFDBenchScores:
+    """CFDBench's test metrics, reproduced exactly (Luo et al., 2023, ``src/models/loss.py``
+    and ``evaluate`` in ``src/train_auto.py`` of luo-yining/CFDBench).
+
+    CFDBench scores one-step predictions of **u only** (channel 0). Its loader visits the
+    test pairs in order (cases in split order, frames in time order) in batches of
+    ``batch_size`` (its ``eval_batch_size``, 16; the last batch may be shorter). Per batch
+    ``b``, over every element of the batch (``N_b`` = frames x height x width):
+
+    - the model's prediction and the label are both multiplied by the fluid mask (CFDBench's
+      FNO does ``preds * mask``, ``label * mask``), but solid cells stay in the count ``N_b``;
+    - ``mse_b = sum (p - y)^2 / N_b``, ``rmse_b = sqrt(mse_b)``, ``mae_b = sum |p - y| / N_b``,
+      ``nmse_b = mse_b / (sum y^2 / N_b)``.
+
+    The reported value of each metric is the plain mean of its per-batch values (so
+    ``rmse`` is the mean of per-batch RMSEs, not the root of the mean MSE). The identity
+    baseline (CFDBench's ``input_*`` scores) is the same computation with the input frame as
+    the prediction and *no* mask.
+
+    Where pdeml departs: nothing in the definitions. pdeml's own metrics
+    (:class:`MetricAccumulator`) pool over the set and over fluid points instead, which
+    makes them independent of the batching; both are reported side by side.
+
+    Parameters
+    ----------
+    batch_size
+        Pairs per evaluation batch (CFDBench's ``eval_batch_size`` default, 16; its final
+        ``test`` call uses 1).
+    """
+
+    def __init__(self, batch_size: int = 16) -> None:
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self._sums: list[np.ndarray] = []  # per pair: sum e^2, sum |e|, sum y^2, points
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor,
+               mask: torch.Tensor | None = None) -> None:
+        """Add pairs in loader order: ``(n, channels, *spatial)``; channel 0 is ``u``.
+
+        ``mask`` (``(n, *spatial)`` or ``(n, 1, *spatial)``) multiplies prediction and
+        target as in CFDBench; ``None`` for the identity baseline.
+        """
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {tuple(pred.shape)} and target "
+                             f"{tuple(target.shape)} differ in shape")
+        p, y = pred[:, :1].detach().double().cpu(), target[:, :1].detach().double().cpu()
+        if mask is not None:
+            m = mask.detach().double().cpu().reshape(len(p), 1, *p.shape[2:])
+            p, y = p * m, y * m
+        dims = tuple(range(1, p.ndim))
+        e = p - y
+        self._sums.append(torch.stack([(e**2).sum(dims), e.abs().sum(dims), (y**2).sum(dims),
+                                       torch.full((len(p),), float(y[0].numel()),
+                                                  dtype=torch.float64)], 1).numpy())
+
+    @property
+    def n_pairs(self) -> int:
+        """Pairs seen so far."""
+        return int(sum(len(s) for s in self._sums))
+
+    def batch_scores(self) -> dict[str, np.ndarray]:
+        """The per-batch values of every metric (CFDBench's ``scores['all']``)."""
+        if not self.n_pairs:
+            raise ValueError("no pairs were scored")
+        sums = np.concatenate(self._sums)
+        starts = np.arange(0, len(sums), self.batch_size)
+        e2, ae, y2, n = np.add.reduceat(sums, starts, axis=0).T
+        mse = e2 / n
+        return {"mse": mse, "rmse": np.sqrt(mse), "mae": ae / n,
+                "nmse": mse / np.maximum(y2 / n, 1e-300)}
+
+    def compute(self) -> dict[str, float]:
+        """Mean over batches of each per-batch metric, plus ``n_pairs`` and ``n_batches``."""
+        scores = self.batch_scores()
+        out = {k: float(np.mean(scores[k])) for k in CFDBENCH_KEYS}
+        return out | {"n_pairs": self.n_pairs, "n_batches": len(scores["mse"])}
