@@ -107,19 +107,24 @@ class MetricAccumulator:
             raise ValueError(f"{len(self.names)} variable names for {channels} channels")
         self._shape, self._spatial = (steps, channels), spatial
         zeros = np.zeros((steps, channels))
-        self.n_points, self.abs_err, self.max_err = 0, zeros.copy(), zeros.copy()
-        self.bd_err, self.n_bd = zeros.copy(), 0
+        self.abs_err, self.max_err, self.bd_err = zeros.copy(), zeros.copy(), zeros.copy()
+        # points scored per step (fluid points of the samples whose trajectory has the step)
+        self.n_points, self.n_bd = np.zeros(steps), np.zeros(steps)
+        self._valid: list[np.ndarray] = []
         self.band_err = np.zeros((steps, channels, len(self.bands)))
         self._boundary = boundary_mask(spatial)
         self._weights = band_weights(spatial, self.bands)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, time_axis: bool = False,
-               mask: torch.Tensor | None = None) -> None:
+               mask: torch.Tensor | None = None,
+               n_steps: torch.Tensor | None = None) -> None:
         """Add a batch of predictions and targets (same shape; see the class docstring).
 
         ``mask`` (``(batch, *spatial)``, 1 in fluid, 0 in solid) restricts every metric to
         the fluid points: both fields are zeroed in solid cells and the means divide by the
-        number of fluid points.
+        number of fluid points. ``n_steps`` (``(batch,)``, rollouts only) is the number of
+        real steps of each trajectory; the steps after it (padding of a shorter case) are
+        not scored.
         """
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target "
@@ -136,24 +141,35 @@ class MetricAccumulator:
             raise ValueError(f"batch of shape {tuple(p.shape)} does not match the earlier "
                              f"(steps, channels) {self._shape} and grid {self._spatial}")
         err = p - t
-        if mask is None:
-            m = torch.ones((len(err), *spatial), dtype=torch.float64)
-        else:
-            m = (mask.detach().cpu().reshape(len(err), *spatial) != 0).double()
-            if not m.sum():
-                raise ValueError("the fluid mask of a batch has no fluid point")
-            err, t = err * m[:, None, None], t * m[:, None, None]
+        m = self._weights_of(len(err), p.shape[1], spatial, mask, n_steps)  # (b, steps, *sp)
+        err, t = err * m[:, :, None], t * m[:, :, None]
         dims = tuple(range(3, err.ndim))
         self._e2.append((err**2).sum(dim=dims).numpy())
         self._r2.append((t**2).sum(dim=dims).numpy())
-        self.n_points += int(m.sum())
-        self.n_bd += int(m[:, self._boundary].sum())
+        self._valid.append(m.flatten(2).amax(2).numpy() > 0)
+        self.n_points += m.flatten(2).sum((0, 2)).numpy()
+        self.n_bd += m[..., self._boundary].sum((0, 2)).numpy()
         self.abs_err += err.abs().sum(dim=(0, *dims)).numpy()
         self.max_err = np.maximum(self.max_err, err.abs().amax(dim=(0, *dims)).numpy())
         self.bd_err += (err[..., self._boundary] ** 2).sum(dim=(0, 3)).numpy()
         power = torch.fft.fftn(err, dim=dims).abs() ** 2 / int(np.prod(spatial))
         flat = power.flatten(3).sum(dim=0)  # (steps, channels, bins)
         self.band_err += torch.einsum("tcs,bs->tcb", flat, self._weights.flatten(1)).numpy()
+
+    @staticmethod
+    def _weights_of(n: int, steps: int, spatial: tuple[int, ...], mask: torch.Tensor | None,
+                    n_steps: torch.Tensor | None) -> torch.Tensor:
+        """0/1 weights ``(n, steps, *spatial)``: fluid points of the real steps."""
+        m = torch.ones((n, *spatial), dtype=torch.float64)
+        if mask is not None:
+            m = (mask.detach().cpu().reshape(n, *spatial) != 0).double()
+            if not m.sum():
+                raise ValueError("the fluid mask of a batch has no fluid point")
+        w = m[:, None].expand(n, steps, *spatial)
+        if n_steps is not None:
+            real = torch.arange(steps)[None] < torch.as_tensor(n_steps).reshape(n, 1)
+            w = w * real.double().reshape(n, steps, *[1] * len(spatial))
+        return w
 
     @property
     def n_samples(self) -> int:
@@ -165,18 +181,21 @@ class MetricAccumulator:
         index = (slice(None), *sl)
         e2 = np.concatenate(self._e2)[index].reshape(self.n_samples, -1)
         r2 = np.concatenate(self._r2)[index].reshape(self.n_samples, -1)
-        n = self.n_points * e2.shape[1]  # points pooled: n_points counts one (step, channel)
+        valid = np.broadcast_to(np.concatenate(self._valid)[:, :, None],
+                                (self.n_samples, *self._shape))[index].reshape(self.n_samples, -1)
+        per_entry = np.broadcast_to(self.n_points[:, None], self._shape)
+        bd_entry = np.broadcast_to(self.n_bd[:, None], self._shape)
+        n = float(per_entry[sl].sum()) or float("nan")  # points pooled over (step, channel)
         rel = np.sqrt(e2.sum(1) / np.maximum(r2.sum(1), 1e-300))
         mse = float(e2.sum() / n)
         out = {
             "rel_l2": float(rel.mean()),
-            "nrmse": float(np.sqrt(e2 / np.maximum(r2, 1e-300)).mean()),
+            "nrmse": float(np.sqrt(e2 / np.maximum(r2, 1e-300))[valid].mean()),
             "mse": mse, "rmse": float(np.sqrt(mse)),
             "nmse": float(e2.sum() / max(r2.sum(), 1e-300)),
             "mae": float(self.abs_err[sl].sum() / n),
             "max_error": float(self.max_err[sl].max()),
-            "brmse": float(np.sqrt(self.bd_err[sl].sum() * self.n_points
-                                   / (max(self.n_bd, 1) * n))),
+            "brmse": float(np.sqrt(self.bd_err[sl].sum() / max(bd_entry[sl].sum(), 1))),
         }
         band = self.band_err[sl].reshape(-1, len(self.bands)).sum(0)
         out |= {f"frmse_{k}": float(np.sqrt(v / n)) for k, v in zip(self.bands, band,

@@ -69,3 +69,15 @@ def test_pooled_metrics_divide_by_fluid_points_only():
     assert unmasked.compute()["per_variable"]["u"]["mse"] == pytest.approx(10 / 6)
     with pytest.raises(ValueError, match="no fluid"):
         MetricAccumulator().update(p, y, mask=torch.zeros(3, 1, 2))
+
+
+def test_padded_steps_of_shorter_trajectories_are_not_scored():
+    target = torch.zeros(2, 3, 1, 4, 4, dtype=torch.float64)
+    pred = target + 1.0
+    pred[1, 1:] = 1e6  # the padding of a 1-step case: must not count
+    acc = MetricAccumulator(["u"])
+    acc.update(pred, target, time_axis=True, n_steps=torch.tensor([3, 1]))
+    m = acc.compute()
+    assert m["mse"] == pytest.approx(1.0, rel=1e-12) and m["max_error"] == 1.0
+    assert m["per_step"]["rmse"] == pytest.approx([1.0, 1.0, 1.0], rel=1e-12)
+    assert m["brmse"] == pytest.approx(1.0, rel=1e-12)
