@@ -71,6 +71,7 @@ def _name(key: str) -> str:
 def export_cfdbench(
     problem: Any, root: str | Path, subsets: str = "all", stride: int = 1,
     max_cases: int | None = None, stop_below: float | None = 1e-3, progress: bool = True,
+    numbers: Sequence[int] | None = None,
 ) -> Path:
     """Solve CFDBench's cases with a pdeml flow problem and write them as case folders.
 
@@ -87,6 +88,8 @@ def export_cfdbench(
         CFDBench subset name(s): ``bc``, ``prop``, ``geo``, ``prop_bc``, ``all``.
     stride, max_cases
         Every ``stride``-th case of each subset, at most ``max_cases`` per subset.
+    numbers
+        Instead, these case numbers of each subset (those past its end are skipped).
     stop_below
         Stop a case after the first frame that CFDBench's convergence rule calls converged
         (saves the frames it would drop); ``None`` runs to ``final_time``.
@@ -101,8 +104,12 @@ def export_cfdbench(
     """
     cl = case_list(problem.CFDBENCH)
     base = Path(root) / problem.name
-    todo = [(sub, i, c) for sub in parse_subsets(subsets)
-            for i, c in list(enumerate(cl.cases(sub)))[::max(int(stride), 1)][:max_cases]]
+    todo = []
+    for sub in parse_subsets(subsets):
+        listed = list(enumerate(cl.cases(sub)))
+        chosen = listed[::max(int(stride), 1)][:max_cases] if numbers is None else \
+            [listed[i] for i in sorted(set(numbers)) if 0 <= i < len(listed)]
+        todo += [(sub, i, c) for i, c in chosen]
     for k, (sub, number, case) in enumerate(todo):
         folder = base / sub / f"case{number:04d}"
         if all((folder / f).exists() for f in ("case.json", "u.npy", "v.npy", "pdeml.json")):
