@@ -14,8 +14,10 @@ width)`` float arrays, row 0 at the bottom (``y_min``), one frame every 0.1 s.
 Where pdeml follows and departs:
 
 - *Extra files.* The exporter writes CFDBench's three files and, next to them, ``pdeml.json``
-  (solved parameters, Reynolds numbers, frame spacing and first frame time) and, where the
-  problem has a solid, ``mask.npy``; CFDBench's loaders ignore both, so exported folders
+  (solved parameters, Reynolds numbers, frame spacing and first frame time) and
+  ``mask.npy`` (the solver's solid cells on the stored grid: a cylinder smaller than a cell
+  may have none, where the geometric test would mark one); CFDBench's loaders ignore both,
+  so exported folders
   load in CFDBench unchanged. ``case.json`` holds CFDBench's keys only, because CFDBench's
   ``collate_fn`` turns every key of it (except ``rotated, dx, dy``) into a model input.
 - *Variable length.* Cases keep all their frames: shorter ones are padded with their last
@@ -135,8 +137,7 @@ def _write_case(problem: Any, folder: Path, case: dict[str, float],
     for name in ("u", "v"):
         np.save(tmp / f"{name}.npy", (np.stack([f[name] for f in frames]) * mask)
                 .astype(np.float32))
-    if not mask.all():
-        np.save(tmp / "mask.npy", mask)
+    np.save(tmp / "mask.npy", mask)  # the solver's own solid, even where none is resolved
     dt = problem.final_time / problem.n_snapshots
     (tmp / "case.json").write_text(json.dumps(case, indent=2))
     (tmp / "pdeml.json").write_text(json.dumps({
