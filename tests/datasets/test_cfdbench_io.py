@@ -11,7 +11,11 @@ import torch
 from pdeml.datasets.cfdbench import export_cfdbench, import_cfdbench, import_cfdbench_splits
 from pdeml.datasets.schema import DatasetError
 from pdeml.datasets.timeseries import (
-    NonAutoDataset, StepDataset, TrajectoryDataset, converged_length)
+    NonAutoDataset,
+    StepDataset,
+    TrajectoryDataset,
+    converged_length,
+)
 from pdeml.datasets.writer import generate_dataset
 from pdeml.solvers.problems import make_problem
 from pdeml.solvers.problems.cfdbench_cases import cfdbench_split
@@ -53,7 +57,8 @@ def test_export_import_round_trip(tmp_path):
         np.testing.assert_allclose(f["time"][...], [0.1, 0.2, 0.3, 0.4])
         np.testing.assert_allclose(f["case_number"][...], [0, 16])
         np.testing.assert_allclose(f["radius"][...], [0.02, 0.06])
-        assert f["mask"][...].min() == 0 and (f["u"][...] * (1 - f["mask"][...][:, None]) == 0).all()
+        solid = 1 - f["mask"][...][:, None]
+        assert f["mask"][...].min() == 0 and (f["u"][...] * solid == 0).all()
         assert f["reynolds"][0] <= f["reynolds_cfdbench"][0]
         np.testing.assert_allclose(f["u"][1], np.load(case / "u.npy"))
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from pdeml.solvers.problems import make_problem
-from pdeml.solvers.problems.cfdbench_cases import (
-    case_list, cfdbench_split, parse_subsets)
+from pdeml.solvers.problems.cfdbench_cases import case_list, cfdbench_split, parse_subsets
 
 
 @pytest.mark.parametrize("problem, counts", [
