@@ -109,6 +109,7 @@ def test_cases_cfdbench_through_the_generator_and_the_profile(tmp_path):
         np.testing.assert_allclose(f["height"][...], [c["height"] for _, _, c in
                                                        listed["train"][:2]])
         assert f["solved_height"][0] == pytest.approx(100 * f["height"][0])
+        assert 1 <= f["n_frames"][0] <= f["u"].shape[1] == 3
     with pytest.raises(ValueError, match="has 3 cases"):
         p.sample_indexed("test", 5, np.random.default_rng(0))
     spec = rollout_spec("cavity", paths["train"], "cfdbench")

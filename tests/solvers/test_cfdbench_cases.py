@@ -64,6 +64,7 @@ def test_frames_every_tenth_of_a_second_by_default():
     assert p.n_snapshots == 10
     np.testing.assert_allclose(p.coords()["time"], 0.1 * np.arange(1, 11))
     assert make_problem("cavity", final_time=1.0, frame_dt=0.25).n_snapshots == 4
+    assert make_problem("cavity", cases="cfdbench").n_snapshots == 300  # CFDBench's 30 s
     with pytest.raises(ValueError, match="use random or cfdbench"):
         make_problem("cavity", cases="ours")
     with pytest.raises(ValueError, match="no CFDBench subset"):

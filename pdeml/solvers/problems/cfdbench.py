@@ -53,8 +53,9 @@ for two documented scalings:
 Frames are stored every ``frame_dt`` seconds (0.1 s, CFDBench's ``data_delta_time``) of
 the solved case. CFDBench's rule that drops one-step pairs once the flow has converged
 (``mean |(|u_{t+1}| - |u_t|)| < 1e-3``) is applied by the datasets
-(:func:`pdeml.datasets.timeseries.converged_length`) and by :meth:`FlowProblem.solve_case`
-(which can stop there), so ``final_time`` only needs to be long enough to reach it.
+(:func:`pdeml.datasets.timeseries.converged_length`); listed cases also stop solving there
+and are padded with their last frame (``n_frames`` keeps each length), so the default
+horizon, CFDBench's ``data_max_time`` of 30 s, costs only what a case needs.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ from pdeml.solvers.spectral import positive_int, positive_numbers, time_grid
 
 SWEEPS = ("bc", "prop", "geo", "all")
 PECLET_CENTRAL = 12.0
+CONVERGED = 1e-3  # CFDBench's stable_state_diff: mean |change of speed| between frames
+CFDBENCH_FINAL_TIME = 30.0  # CFDBench's data_max_time (s): the horizon of listed cases
 
 
 class FlowProblem(Problem):
@@ -84,7 +87,8 @@ class FlowProblem(Problem):
     final_time, n_snapshots, frame_dt
         Snapshots at ``final_time * k / n_snapshots``, ``k = 1..n_snapshots`` (the flow starts at
         rest at ``t = 0``, which is not stored); without ``n_snapshots`` one every
-        ``frame_dt`` seconds (default 0.1 s, CFDBench's).
+        ``frame_dt`` seconds (default 0.1 s, CFDBench's). ``final_time`` defaults to the
+        problem's horizon, 30 s with ``cases="cfdbench"``.
     cases
         ``"random"`` (draws in the problem's ranges) or ``"cfdbench"`` (CFDBench's case
         lists and split; see the module docstring).
@@ -147,7 +151,8 @@ class FlowProblem(Problem):
         self.resolution = positive_int(resolution, "resolution", p, minimum=4)
         self.cells = positive_int(self.DEFAULT_CELLS if cells is None else cells, "cells", p,
                                   minimum=8)
-        final = self.DEFAULT_FINAL_TIME if final_time is None else final_time
+        default = CFDBENCH_FINAL_TIME if cases == "cfdbench" else self.DEFAULT_FINAL_TIME
+        final = default if final_time is None else final_time
         numbers = positive_numbers(p, final_time=final, cfl=cfl, frame_dt=frame_dt)
         self.final_time, self.cfl = numbers["final_time"], numbers["cfl"]
         if n_snapshots is None:
@@ -199,6 +204,7 @@ class FlowProblem(Problem):
             params |= {k: Variable((), _UNITS.get(k, "m"), f"CFDBench case parameter {k}")
                        for k in cfdbench_cases.case_list(self.CFDBENCH).defaults}
             params |= {
+                "n_frames": Variable((), "1", "frames up to convergence (the rest: padding)"),
                 "reynolds_cfdbench": Variable((), "1", "Reynolds number of CFDBench's case"),
                 "subset": Variable((), "1", "CFDBench subset: 0 bc, 1 prop, 2 geo"),
                 "case_number": Variable((), "1", "number of the case in its subset"),
@@ -295,9 +301,13 @@ class FlowProblem(Problem):
         raise NotImplementedError
 
     def _solve_stored(self, params: dict[str, float]) -> dict[str, np.ndarray]:
-        """Solve one case and return the stored variables of the contract."""
+        """Solve one case and return the stored variables of the contract. CFDBench's cases
+        stop at its convergence test and are padded with their last frame (``n_frames``)."""
         solver = self.build_solver(params)
-        frames = self.run(solver, params)
+        listed = self.cases == "cfdbench"
+        frames = self.run(solver, params, stop_below=CONVERGED if listed else None)
+        n_frames = len(frames)
+        frames += [frames[-1]] * (self.n_snapshots - n_frames)
         mask = _resample_mask(solver.fluid, self.resolution)
         # interpolation bleeds fluid values into solid cells: the stored fields obey the mask
         out = {k: (np.stack([f[k] for f in frames]) * mask).astype(np.float32)
@@ -307,6 +317,8 @@ class FlowProblem(Problem):
         out["reynolds"] = np.float32(self.reynolds(params))
         out["n_steps"] = np.float32(solver.n_steps)
         out["max_divergence"] = np.float32(np.abs(solver.divergence()).max())
+        if listed:
+            out["n_frames"] = np.float32(n_frames)
         return out
 
     # ------------------------------------------------------------ case building
