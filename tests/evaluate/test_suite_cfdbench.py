@@ -25,3 +25,7 @@ def test_cfdbench_protocol_rows_table_and_figures(tmp_path):
     assert "cylinder_rollout_by_subset.png" in figures
     assert "cylinder_geo_FNO_fields.png" in figures
     assert "cylinder: rollout error" in (out / "index.html").read_text()
+    from pdeml.evaluate import evaluate_run
+
+    again = evaluate_run(out / "runs" / "cylinder_geo" / "FNO-nonauto")["metrics"]
+    assert again["cfdbench"]["nmse"] == pytest.approx(result["rows"][2]["cfdbench_nmse"])
