@@ -253,7 +253,7 @@ def import_cfdbench(
     if split is not None:
         if split not in ("train", "val", "test"):
             raise DatasetError(f"split must be train, val or test, got '{split}'")
-        rounding = "floor" if src.name == "cylinder" else "round"
+        rounding = "round" if src.name == "cavity" else "floor"  # as CFDBench's code
         items = cfdbench_split(items, seed, rounding)[split]
         if not items:
             raise DatasetError(f"CFDBench's {split} split of {src} holds no case")

@@ -262,7 +262,7 @@ class FlowProblem(Problem):
         cl = cfdbench_cases.case_list(self.CFDBENCH)
         items = [(sub, i, case) for sub in self.subsets
                  for i, case in enumerate(cl.cases(sub))]
-        rounding = "floor" if self.CFDBENCH == "cylinder" else "round"
+        rounding = "round" if self.CFDBENCH == "cavity" else "floor"  # as CFDBench's code
         return cfdbench_cases.cfdbench_split(items, self.split_seed, rounding)
 
     def sample_indexed(self, split: str, index: int, rng: np.random.Generator

@@ -41,7 +41,8 @@ through the same :func:`case_list` (one :class:`CaseList` per CFDBench problem).
 
 The train / dev / test split is CFDBench's (``get_<problem>_auto_datasets``): the chosen
 subsets' case folders in the order prop, bc, geo, each sorted by case number, shuffled by
-Python's ``random.seed(seed); random.shuffle``, then 80 % / 10 % / the rest.
+Python's ``random.seed(seed); random.shuffle``, then 80 % / 10 % / the rest (rounded for the
+cavity, truncated for the others, as CFDBench's code does).
 """
 
 from __future__ import annotations
@@ -168,8 +169,10 @@ def cfdbench_split(items: list[Any], seed: int = 0, rounding: str = "round"
                    ) -> dict[str, list[Any]]:
     """CFDBench's case-level 8:1:1 split of ``items`` (already in CFDBench's order).
 
-    ``rounding`` is ``"round"`` (cavity, tube, dam) or ``"floor"`` (cylinder), as in the
-    respective ``get_<problem>_auto_datasets``.
+    ``rounding`` is ``"round"`` (cavity) or ``"floor"`` (tube, dam, cylinder), as in the
+    respective ``get_<problem>_auto_datasets`` (the autoregressive task's split; CFDBench's
+    non-autoregressive getters round for all but the cylinder, and pdeml uses the
+    autoregressive split for both tasks).
     """
     items = list(items)
     state = random.getstate()  # CFDBench seeds the global generator; restore it afterwards
