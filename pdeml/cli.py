@@ -126,7 +126,8 @@ def _run_suite(args: argparse.Namespace) -> dict[str, Any]:
         sweeps=_names(args.sweeps, SWEEPS), operators=_names(args.operators, ("FNO",)),
         size="full" if args.full else "quick", epochs=args.epochs, model_kwargs=kwargs,
         data_dir=args.data_dir, seed=args.seed, baseline=not args.no_baseline,
-        overwrite=args.overwrite, progress=args.progress)
+        overwrite=args.overwrite, progress=args.progress, case_list=args.case_list,
+        nonauto=args.nonauto, masked=not args.no_mask)
     return {k: v for k, v in result.items() if k != "rows"}
 
 
@@ -138,7 +139,8 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.datasets.importers import import_dataset
 
     options = {"inputs": args.inputs, "outputs": args.outputs, "n_samples": args.limit,
-               "names": _names(args.names, ()) or None}
+               "names": _names(args.names, ()) or None, "split": args.split,
+               "subsets": args.subsets}
     return {"output": str(import_dataset(args.format, args.src, args.out, **options))}
 
 
@@ -247,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--no-baseline", action="store_true", help="skip the persistence baseline")
     e.add_argument("--overwrite", action="store_true", help="retrain finished suite runs")
     e.add_argument("--progress", action="store_true", help="show suite progress bars")
+    e.add_argument("--case-list", choices=("random", "cfdbench"), default="random",
+                   help="suite cases: random draws, or CFDBench's case lists and protocol")
+    e.add_argument("--nonauto", action="store_true",
+                   help="suite: also CFDBench's non-autoregressive task")
+    e.add_argument("--no-mask", action="store_true",
+                   help="suite: score solid cells too (default: fluid points only)")
     e.set_defaults(func=_cmd_evaluate)
 
     m = sub.add_parser("import", help="convert an outside dataset into a pdeml HDF5 file")
@@ -257,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--outputs", nargs="+", help="declared output selectors, e.g. u[-1]")
     m.add_argument("--names", help="pdebench: names of the data channels, e.g. u,v")
     m.add_argument("--limit", type=int, help="import only the first N samples")
+    m.add_argument("--subsets", help="cfdbench: subsets of a problem folder, e.g. prop_bc")
+    m.add_argument("--split", choices=("train", "val", "test"),
+                   help="cfdbench: only this part of CFDBench's seeded 8:1:1 case split")
     m.set_defaults(func=_cmd_import)
 
     x = sub.add_parser("export", help="export a run to .pt2 (torch.export) or .onnx + model card")

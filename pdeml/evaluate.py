@@ -115,6 +115,14 @@ def evaluate_run(
         raise DatasetError("no test data: pass --data or train with data.test set")
     out = Path(out) if out else Path(run if Path(run).is_dir() else Path(run).parent) / "eval"
     _refuse_point_clouds(data, "evaluate")
+    if (data_cfg.get("rollout") or {}).get("task") == "nonauto":  # CFDBench's task
+        from pdeml.suite import nonauto_profile
+
+        scores = nonauto_profile(surrogate, data, data_cfg["rollout"], batch_size=16)
+        metrics = {"data": str(data), "cfdbench": scores["model"], **scores["pooled"]}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        return {"metrics": metrics, "out": str(out)}
     if data_cfg.get("rollout"):
         report = rollout_report(surrogate, data, data_cfg["rollout"], out,
                                 n_plots=min(n_plots, 1), batch_size=batch_size)
@@ -147,6 +155,7 @@ def rollout_report(
     surrogate: Callable[[torch.Tensor], torch.Tensor], data: str | Path,
     spec: dict[str, Any], out: str | Path, tag: str = "", title: str = "",
     n_plots: int = 1, batch_size: int = 8, max_spectrum_samples: int = 32,
+    masked: bool = True,
 ) -> dict[str, Any]:
     """One-step and rollout metrics of a one-step surrogate on a test file, with figures.
 
@@ -169,6 +178,9 @@ def rollout_report(
         Trajectories per batch.
     max_spectrum_samples
         Trajectories whose final frames enter the energy spectra.
+    masked
+        Metrics over fluid points only and field figures with the solid blanked out, where
+        the spec has a ``mask`` static channel.
 
     Returns
     -------
@@ -181,24 +193,30 @@ def rollout_report(
     from pdeml.datasets.timeseries import TrajectoryDataset
     from pdeml.trainers.rollout import evaluate_rollout
 
-    ds = TrajectoryDataset(data, **spec)
+    ds = TrajectoryDataset(data, **{k: v for k, v in spec.items() if k != "task"})
     keep = min(len(ds), max_spectrum_samples) if n_plots else 0
-    free = evaluate_rollout(surrogate, ds, batch_size=batch_size, keep=keep)
-    forced = evaluate_rollout(surrogate, ds, batch_size=batch_size, teacher_forcing=True)
+    free = evaluate_rollout(surrogate, ds, batch_size=batch_size, keep=keep, masked=masked)
+    forced = evaluate_rollout(surrogate, ds, batch_size=batch_size, teacher_forcing=True,
+                              masked=masked)
     result = {"one_step": forced["metrics"], "rollout": free["metrics"],
               "accumulators": (forced["accumulator"], free["accumulator"]), "figures": []}
     if not n_plots:
         return result
     out = Path(out)
-    pred, target = free["pred"][:, -1].numpy(), free["target"][:, -1].numpy()
     title = title or Path(data).stem
     curves = {"rollout": _curve(free["metrics"]), "one step (teacher forced)":
               _curve(forced["metrics"])}
     per_var = free["accumulator"].to_xarray()["rel_l2"]
     curves |= {f"rollout {v}": per_var.sel(variable=v).values.tolist() for v in ds.fields}
+    mask = ds.mask_of([0]) if masked else None
+    last = min(free["pred"].shape[1], int(ds.n_steps[0])) - 1  # sample 0's own last step
+    pred, target = free["pred"][:, last].numpy(), free["target"][:, last].numpy()
+    label = f"{title}: sample 0, rollout step {last + 1}"
     result["figures"] = [
-        report.plot_fields(target[0], pred[0], ds.fields, out / f"{tag}fields.png",
-                           f"{title}: sample 0, rollout step {free['pred'].shape[1]}"),
+        report.plot_fields(target[0], pred[0], ds.fields, out / f"{tag}fields.png", label)
+        if mask is None else
+        report.plot_masked_fields(target[0], pred[0], mask[0].numpy(), ds.fields,
+                                  out / f"{tag}fields.png", label + " (solid in grey)"),
         report.plot_spectra(target, pred, out / f"{tag}spectrum.png",
                             f"{title}: spectrum at the last step"),
         report.plot_error_growth(curves, out / f"{tag}rollout.png", title=title),

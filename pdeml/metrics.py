@@ -12,6 +12,11 @@ so that a metric of a whole test set does not depend on how it was batched:
 
 The bands are PDEBench's: low ``|k| <= 4``, mid ``5 <= |k| <= 12``, high ``|k| >= 13``, with
 ``|k|`` the integer part of the Euclidean norm of the integer wavenumber vector.
+
+Fluid masks: :meth:`MetricAccumulator.update` takes an optional ``mask`` (1 in fluid, 0 in
+solid). Errors and references are then zeroed in solid cells and every mean divides by the
+number of *fluid* points, so a solid cell neither adds error nor dilutes it. The CFDBench
+profile (:class:`CFDBenchScores`) reproduces that benchmark's own, different, definitions.
 """
 
 from __future__ import annotations
@@ -102,14 +107,25 @@ class MetricAccumulator:
             raise ValueError(f"{len(self.names)} variable names for {channels} channels")
         self._shape, self._spatial = (steps, channels), spatial
         zeros = np.zeros((steps, channels))
-        self.n_points, self.abs_err, self.max_err = 0, zeros.copy(), zeros.copy()
-        self.bd_err, self.n_bd = zeros.copy(), int(boundary_mask(spatial).sum())
+        self.abs_err, self.max_err, self.bd_err = zeros.copy(), zeros.copy(), zeros.copy()
+        # points scored per step (fluid points of the samples whose trajectory has the step)
+        self.n_points, self.n_bd = np.zeros(steps), np.zeros(steps)
+        self._valid: list[np.ndarray] = []
         self.band_err = np.zeros((steps, channels, len(self.bands)))
         self._boundary = boundary_mask(spatial)
         self._weights = band_weights(spatial, self.bands)
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, time_axis: bool = False) -> None:
-        """Add a batch of predictions and targets (same shape; see the class docstring)."""
+    def update(self, pred: torch.Tensor, target: torch.Tensor, time_axis: bool = False,
+               mask: torch.Tensor | None = None,
+               n_steps: torch.Tensor | None = None) -> None:
+        """Add a batch of predictions and targets (same shape; see the class docstring).
+
+        ``mask`` (``(batch, *spatial)``, 1 in fluid, 0 in solid) restricts every metric to
+        the fluid points: both fields are zeroed in solid cells and the means divide by the
+        number of fluid points. ``n_steps`` (``(batch,)``, rollouts only) is the number of
+        real steps of each trajectory; the steps after it (padding of a shorter case) are
+        not scored.
+        """
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target "
                              f"{tuple(target.shape)} differ in shape")
@@ -125,16 +141,35 @@ class MetricAccumulator:
             raise ValueError(f"batch of shape {tuple(p.shape)} does not match the earlier "
                              f"(steps, channels) {self._shape} and grid {self._spatial}")
         err = p - t
+        m = self._weights_of(len(err), p.shape[1], spatial, mask, n_steps)  # (b, steps, *sp)
+        err, t = err * m[:, :, None], t * m[:, :, None]
         dims = tuple(range(3, err.ndim))
         self._e2.append((err**2).sum(dim=dims).numpy())
         self._r2.append((t**2).sum(dim=dims).numpy())
-        self.n_points += len(err) * int(np.prod(spatial))
+        self._valid.append(m.flatten(2).amax(2).numpy() > 0)
+        self.n_points += m.flatten(2).sum((0, 2)).numpy()
+        self.n_bd += m[..., self._boundary].sum((0, 2)).numpy()
         self.abs_err += err.abs().sum(dim=(0, *dims)).numpy()
         self.max_err = np.maximum(self.max_err, err.abs().amax(dim=(0, *dims)).numpy())
         self.bd_err += (err[..., self._boundary] ** 2).sum(dim=(0, 3)).numpy()
         power = torch.fft.fftn(err, dim=dims).abs() ** 2 / int(np.prod(spatial))
         flat = power.flatten(3).sum(dim=0)  # (steps, channels, bins)
         self.band_err += torch.einsum("tcs,bs->tcb", flat, self._weights.flatten(1)).numpy()
+
+    @staticmethod
+    def _weights_of(n: int, steps: int, spatial: tuple[int, ...], mask: torch.Tensor | None,
+                    n_steps: torch.Tensor | None) -> torch.Tensor:
+        """0/1 weights ``(n, steps, *spatial)``: fluid points of the real steps."""
+        m = torch.ones((n, *spatial), dtype=torch.float64)
+        if mask is not None:
+            m = (mask.detach().cpu().reshape(n, *spatial) != 0).double()
+            if not m.sum():
+                raise ValueError("the fluid mask of a batch has no fluid point")
+        w = m[:, None].expand(n, steps, *spatial)
+        if n_steps is not None:
+            real = torch.arange(steps)[None] < torch.as_tensor(n_steps).reshape(n, 1)
+            w = w * real.double().reshape(n, steps, *[1] * len(spatial))
+        return w
 
     @property
     def n_samples(self) -> int:
@@ -146,18 +181,21 @@ class MetricAccumulator:
         index = (slice(None), *sl)
         e2 = np.concatenate(self._e2)[index].reshape(self.n_samples, -1)
         r2 = np.concatenate(self._r2)[index].reshape(self.n_samples, -1)
-        n = self.n_points * e2.shape[1]  # points pooled: n_points counts one (step, channel)
+        valid = np.broadcast_to(np.concatenate(self._valid)[:, :, None],
+                                (self.n_samples, *self._shape))[index].reshape(self.n_samples, -1)
+        per_entry = np.broadcast_to(self.n_points[:, None], self._shape)
+        bd_entry = np.broadcast_to(self.n_bd[:, None], self._shape)
+        n = float(per_entry[sl].sum()) or float("nan")  # points pooled over (step, channel)
         rel = np.sqrt(e2.sum(1) / np.maximum(r2.sum(1), 1e-300))
         mse = float(e2.sum() / n)
         out = {
             "rel_l2": float(rel.mean()),
-            "nrmse": float(np.sqrt(e2 / np.maximum(r2, 1e-300)).mean()),
+            "nrmse": float(np.sqrt(e2 / np.maximum(r2, 1e-300))[valid].mean()),
             "mse": mse, "rmse": float(np.sqrt(mse)),
             "nmse": float(e2.sum() / max(r2.sum(), 1e-300)),
             "mae": float(self.abs_err[sl].sum() / n),
             "max_error": float(self.max_err[sl].max()),
-            "brmse": float(np.sqrt(self.bd_err[sl].sum() * np.prod(self._spatial)
-                                   / (self.n_bd * n))),
+            "brmse": float(np.sqrt(self.bd_err[sl].sum() / max(bd_entry[sl].sum(), 1))),
         }
         band = self.band_err[sl].reshape(-1, len(self.bands)).sum(0)
         out |= {f"frmse_{k}": float(np.sqrt(v / n)) for k, v in zip(self.bands, band,
@@ -204,3 +242,86 @@ class MetricAccumulator:
                 for k in keys}
         return xr.Dataset(data, coords={"step": np.arange(1, steps + 1),
                                         "variable": list(self.names)})
+
+
+# ------------------------------------------------------------------------------- CFDBench
+CFDBENCH_KEYS = ("nmse", "mse", "rmse", "mae")
+
+
+class CFDBenchScores:
+    """CFDBench's test metrics, reproduced exactly (Luo et al., 2023, ``src/models/loss.py``
+    and ``evaluate`` in ``src/train_auto.py`` of luo-yining/CFDBench).
+
+    CFDBench scores one-step predictions of **u only** (channel 0). Its loader visits the
+    test pairs in order (cases in split order, frames in time order) in batches of
+    ``batch_size`` (its ``eval_batch_size``, 16; the last batch may be shorter). Per batch
+    ``b``, over every element of the batch (``N_b`` = frames x height x width):
+
+    - the model's prediction and the label are both multiplied by the fluid mask (CFDBench's
+      FNO does ``preds * mask``, ``label * mask``), but solid cells stay in the count ``N_b``;
+    - ``mse_b = sum (p - y)^2 / N_b``, ``rmse_b = sqrt(mse_b)``, ``mae_b = sum |p - y| / N_b``,
+      ``nmse_b = mse_b / (sum y^2 / N_b)``.
+
+    The reported value of each metric is the plain mean of its per-batch values (so
+    ``rmse`` is the mean of per-batch RMSEs, not the root of the mean MSE). The identity
+    baseline (CFDBench's ``input_*`` scores) is the same computation with the input frame as
+    the prediction and *no* mask.
+
+    Where pdeml departs: nothing in the definitions. pdeml's own metrics
+    (:class:`MetricAccumulator`) pool over the set and over fluid points instead, which
+    makes them independent of the batching; both are reported side by side.
+
+    Parameters
+    ----------
+    batch_size
+        Pairs per evaluation batch (CFDBench's ``eval_batch_size`` default, 16; its final
+        ``test`` call uses 1).
+    """
+
+    def __init__(self, batch_size: int = 16) -> None:
+        if int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self._sums: list[np.ndarray] = []  # per pair: sum e^2, sum |e|, sum y^2, points
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor,
+               mask: torch.Tensor | None = None) -> None:
+        """Add pairs in loader order: ``(n, channels, *spatial)``; channel 0 is ``u``.
+
+        ``mask`` (``(n, *spatial)`` or ``(n, 1, *spatial)``) multiplies prediction and
+        target as in CFDBench; ``None`` for the identity baseline.
+        """
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {tuple(pred.shape)} and target "
+                             f"{tuple(target.shape)} differ in shape")
+        p, y = pred[:, :1].detach().double().cpu(), target[:, :1].detach().double().cpu()
+        if mask is not None:
+            m = mask.detach().double().cpu().reshape(len(p), 1, *p.shape[2:])
+            p, y = p * m, y * m
+        dims = tuple(range(1, p.ndim))
+        e = p - y
+        self._sums.append(torch.stack([(e**2).sum(dims), e.abs().sum(dims), (y**2).sum(dims),
+                                       torch.full((len(p),), float(y[0].numel()),
+                                                  dtype=torch.float64)], 1).numpy())
+
+    @property
+    def n_pairs(self) -> int:
+        """Pairs seen so far."""
+        return int(sum(len(s) for s in self._sums))
+
+    def batch_scores(self) -> dict[str, np.ndarray]:
+        """The per-batch values of every metric (CFDBench's ``scores['all']``)."""
+        if not self.n_pairs:
+            raise ValueError("no pairs were scored")
+        sums = np.concatenate(self._sums)
+        starts = np.arange(0, len(sums), self.batch_size)
+        e2, ae, y2, n = np.add.reduceat(sums, starts, axis=0).T
+        mse = e2 / n
+        return {"mse": mse, "rmse": np.sqrt(mse), "mae": ae / n,
+                "nmse": mse / np.maximum(y2 / n, 1e-300)}
+
+    def compute(self) -> dict[str, float]:
+        """Mean over batches of each per-batch metric, plus ``n_pairs`` and ``n_batches``."""
+        scores = self.batch_scores()
+        out = {k: float(np.mean(scores[k])) for k in CFDBENCH_KEYS}
+        return out | {"n_pairs": self.n_pairs, "n_batches": len(scores["mse"])}

@@ -159,3 +159,48 @@ def write_index(
         parts.append("</p>")
     path.write_text("\n".join(parts) + "</body></html>\n")
     return path
+
+
+# ------------------------------------------------------------------------------- CFDBench
+def plot_masked_fields(
+    truth: np.ndarray, pred: np.ndarray, mask: np.ndarray, names: Sequence[str],
+    path: str | Path, title: str = "",
+) -> Path:
+    """:func:`plot_fields` with the solid (``mask == 0``) blanked out in grey, so colour
+    scales and errors show the fluid only."""
+    solid = np.asarray(mask) == 0
+    fig, axes = plt.subplots(len(names), 3, figsize=(10, 2.8 * len(names)), squeeze=False)
+    for c, name in enumerate(names):
+        panels = (("truth", truth[c]), ("prediction", pred[c]),
+                  ("error", pred[c] - truth[c]))
+        for j, (label, field) in enumerate(panels):
+            cmap = plt.get_cmap("RdBu_r" if j == 2 else "viridis").copy()
+            cmap.set_bad("0.6")
+            _image(axes[c, j], np.ma.masked_where(solid, field), cmap, fig)
+            axes[c, j].set_title(f"{name}: {label}")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+CFDBENCH_TABLE_METRICS = ("nmse", "mse", "rmse", "mae")
+
+
+def cfdbench_table(rows: list[dict[str, Any]], metrics: Sequence[str] = CFDBENCH_TABLE_METRICS,
+                   ) -> str:
+    """CFDBench's result layout as Markdown: one row per model, a column per problem x
+    subset x metric (``rows`` carry ``case``, ``sweep``, ``operator`` and ``cfdbench_<m>``;
+    the identity baseline row comes first)."""
+    groups = list(dict.fromkeys((r["case"], r["sweep"]) for r in rows))
+    models = list(dict.fromkeys(r["operator"] for r in rows))
+    models.sort(key=lambda m: m != "identity")
+    value = {(r["case"], r["sweep"], r["operator"]): r for r in rows}
+    head = ["model"] + [f"{c} {s} {m.upper()}" for c, s in groups for m in metrics]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for op in models:
+        cells = [op]
+        for c, s in groups:
+            r = value.get((c, s, op), {})
+            cells += [_cell(r.get(f"cfdbench_{m}", float("nan"))) for m in metrics]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

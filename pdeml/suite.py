@@ -11,6 +11,19 @@ every table a floor to beat. Outputs under ``out``: ``results.md``, ``results.cs
 
 Finished pieces are reused: data files by the generator's resumption, trained runs by their
 ``metrics.json``; ``overwrite`` retrains.
+
+CFDBench's protocol (``case_list="cfdbench"``): the data are CFDBench's case lists and split
+(:mod:`pdeml.solvers.problems.cfdbench_cases`; the sizes cap each split), frames 0.1 s apart,
+one-step pairs cut at CFDBench's converged-frame rule, and every model gets, next to pdeml's
+pooled metrics (fluid points only unless ``masked=False``), CFDBench's own scores
+(:class:`pdeml.metrics.CFDBenchScores`: u only, per-batch means over batches of 16) in the
+columns ``cfdbench_nmse/mse/rmse/mae``, with CFDBench's identity baseline (next frame =
+input frame) as the row ``identity``. ``nonauto=True`` adds CFDBench's non-autoregressive
+task: each operator maps ``(case parameters, t, x, y)`` to ``(u, v)`` frame by frame
+(:class:`pdeml.datasets.timeseries.NonAutoDataset`), scored with the same profile over every
+frame of the test cases (row ``<operator>-nonauto``). ``cfdbench.md`` holds the scores in
+CFDBench's table layout (a row per model, a column per problem x subset x metric), and each
+problem gets a rollout-error-versus-step plot of all its subsets and models.
 """
 
 from __future__ import annotations
@@ -42,8 +55,12 @@ SIZES: dict[str, dict[str, Any]] = {
 }
 METRICS = ("rel_l2", "nrmse", "nmse", "rmse", "mae", "max_error", "brmse",
            "frmse_low", "frmse_mid", "frmse_high")
+CFDBENCH_COLUMNS = ("cfdbench_nmse", "cfdbench_mse", "cfdbench_rmse", "cfdbench_mae")
 COLUMNS = ("case", "sweep", "operator", "params", "train_s",
-           *METRICS, "rollout_rel_l2", "rollout_rmse", "rollout_final_rel_l2")
+           *METRICS, "rollout_rel_l2", "rollout_rmse", "rollout_final_rel_l2",
+           *CFDBENCH_COLUMNS)
+IDENTITY = "identity"
+STABLE_STATE_DIFF = 1e-3  # CFDBench's converged-frame threshold
 
 
 def _check_choice(kind: str, values: Sequence[str], allowed: Sequence[str]) -> list[str]:
@@ -68,27 +85,92 @@ def _size(size: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def _data(case: str, sweep: str, size: dict[str, Any], root: Path, seed: int,
-          progress: bool) -> dict[str, Path]:
+          progress: bool, cases: str = "random") -> dict[str, Path]:
     from pdeml.datasets.writer import generate_dataset
     from pdeml.solvers.problems import make_problem
 
-    problem = make_problem(case, sweep=sweep, **size["options"])
-    return generate_dataset(problem, root / f"{case}_{sweep}", dict(size["splits"]), seed=seed,
-                            progress=progress)
+    problem = make_problem(case, sweep=sweep, cases=cases, **size["options"])
+    splits = dict(size["splits"])
+    if cases == "cfdbench":  # CFDBench's split, each capped by the size's count
+        listed = problem.cfdbench_splits()
+        splits = {k: min(int(n), len(listed[k])) for k, n in splits.items()}
+    name = f"{case}_{sweep}" + ("_cfdbench" if cases == "cfdbench" else "")
+    return generate_dataset(problem, root / name, splits, seed=seed, progress=progress)
 
 
-def rollout_spec(case: str, train: str | Path) -> dict[str, Any]:
-    """Fields, static channels (mask + the case parameters that vary in ``train``), history."""
+def rollout_spec(case: str, train: str | Path, cases: str = "random") -> dict[str, Any]:
+    """Fields, static channels (mask + the case parameters that vary in ``train``), history;
+    with ``cases="cfdbench"`` CFDBench's parameter names and converged-frame rule."""
     import h5py
 
     from pdeml.solvers.problems.base import make_problem
+    from pdeml.solvers.problems.cfdbench_cases import case_list
 
-    cls = type(make_problem(case))
-    params = list(cls.PARAMS)
+    kind = type(make_problem(case))
+    cfdbench = getattr(kind, "CFDBENCH", None)  # the two-phase problems keep their own lists
+    names = list(kind.PARAMS) + (list(case_list(cfdbench).defaults) if cfdbench else [])
     with h5py.File(train, "r") as f:
-        varying = [p for p in params if np.ptp(np.asarray(f[p][...], np.float64)) > 0]
-    fields = list(getattr(cls, "ROLLOUT_FIELDS", ("u", "v")))  # two-phase flows add alpha
-    return {"fields": fields, "static": ["mask", *varying], "history": 1, "residual": True}
+        varying = [p for p in dict.fromkeys(names) if p in f and f[p].ndim == 1
+                   and np.ptp(np.asarray(f[p][...], np.float64)) > 0]
+    fields = list(getattr(kind, "ROLLOUT_FIELDS", ("u", "v")))  # two-phase flows add alpha
+    spec = {"fields": fields, "static": ["mask", *varying], "history": 1, "residual": True}
+    if cases == "cfdbench":
+        spec["stable_state_diff"] = STABLE_STATE_DIFF
+    return spec
+
+
+@torch.no_grad()
+def cfdbench_profile(model: Any, data: str | Path, spec: dict[str, Any], batch_size: int = 16,
+                     masked: bool = True) -> dict[str, Any]:
+    """CFDBench's one-step scores of ``model`` and of the identity baseline on a test file.
+
+    Pairs are visited as CFDBench's loader does (cases in file order, frames in time order,
+    cut at the converged-frame rule of ``spec``) in batches of ``batch_size``. Returns
+    ``model`` and ``identity`` (:meth:`pdeml.metrics.CFDBenchScores.compute`) and ``pooled``
+    (pdeml's :class:`pdeml.metrics.MetricAccumulator` of the same pairs, fluid points only
+    unless ``masked=False``).
+    """
+    from torch.utils.data import DataLoader
+
+    from pdeml.datasets.timeseries import StepDataset
+    from pdeml.metrics import CFDBenchScores, MetricAccumulator
+    from pdeml.trainers.rollout import next_frame
+
+    ds = StepDataset(data, **{k: v for k, v in spec.items() if k != "task"})
+    step = next_frame(model, ds.n_fields, ds.history, ds.residual)
+    ours, ident = CFDBenchScores(batch_size), CFDBenchScores(batch_size)
+    pooled = MetricAccumulator(ds.fields)
+    for idx in DataLoader(range(len(ds)), batch_size=batch_size, shuffle=False):
+        pairs = [ds.pair_index(int(k)) for k in idx]
+        x = torch.stack([ds.input_at(i, t) for i, t in pairs])
+        y = torch.stack([ds.series[i, t + 1] for i, t in pairs])
+        mask = ds.mask_of([i for i, _ in pairs])
+        pred = step(x)
+        ours.update(pred, y, mask)  # CFDBench masks the model's output and label ...
+        ident.update(torch.stack([ds.series[i, t] for i, t in pairs]), y)  # ... not these
+        pooled.update(pred, y, mask=mask if masked else None)
+    return {"model": ours.compute(), "identity": ident.compute(), "pooled": pooled.compute()}
+
+
+@torch.no_grad()
+def nonauto_profile(model: Any, data: str | Path, spec: dict[str, Any], batch_size: int = 16,
+                    masked: bool = True) -> dict[str, Any]:
+    """CFDBench's scores (and pdeml's pooled metrics) of a non-autoregressive model over
+    every frame of every test case, in order, batches of ``batch_size``."""
+    from torch.utils.data import DataLoader
+
+    from pdeml.datasets.timeseries import NonAutoDataset
+    from pdeml.metrics import CFDBenchScores, MetricAccumulator
+
+    ds = NonAutoDataset(data, spec["fields"], spec.get("static", ()))
+    ours, pooled = CFDBenchScores(batch_size), MetricAccumulator(ds.fields)
+    at = ds.static.index("mask") if "mask" in ds.static else None
+    for x, y in DataLoader(ds, batch_size=batch_size, shuffle=False):
+        mask = x[:, at] if at is not None else None
+        pred = model(x)
+        ours.update(pred, y, mask)
+        pooled.update(pred, y, mask=mask if masked else None)
+    return {"model": ours.compute(), "pooled": pooled.compute()}
 
 
 def _persistence(spec: dict[str, Any]) -> Any:
@@ -133,10 +215,12 @@ def _row(case: str, sweep: str, op: str, n_params: int, train_s: float,
          rep: dict[str, Any]) -> dict[str, Any]:
     one, free = rep["one_step"], rep["rollout"]
     curve = free.get("per_step", {}).get("rel_l2", [free["rel_l2"]])
+    bench = {f"cfdbench_{k}": v for k, v in rep.get("cfdbench", {}).items()
+             if f"cfdbench_{k}" in CFDBENCH_COLUMNS}
     return {"case": case, "sweep": sweep, "operator": op, "params": n_params,
             "train_s": round(train_s, 2), **{m: one[m] for m in METRICS},
             "rollout_rel_l2": free["rel_l2"], "rollout_rmse": free["rmse"],
-            "rollout_final_rel_l2": curve[-1]}
+            "rollout_final_rel_l2": curve[-1], **bench}
 
 
 def run_cfd_suite(
@@ -152,6 +236,9 @@ def run_cfd_suite(
     baseline: bool = True,
     overwrite: bool = False,
     progress: bool = False,
+    case_list: str = "random",
+    nonauto: bool = False,
+    masked: bool = True,
 ) -> dict[str, Any]:
     """Train and evaluate ``operators`` on the CFDBench-style cases and write the report.
 
@@ -182,6 +269,13 @@ def run_cfd_suite(
         Retrain runs that already finished.
     progress
         Show generation and training progress bars.
+    case_list
+        ``"random"`` (draws in pdeml's ranges) or ``"cfdbench"`` (CFDBench's case lists,
+        split, converged-frame rule and score profile; see the module docstring).
+    nonauto
+        Also train and score each operator on CFDBench's non-autoregressive task.
+    masked
+        pdeml's metrics over fluid points only (``False``: every grid point).
 
     Returns
     -------
@@ -199,46 +293,111 @@ def run_cfd_suite(
     if cfg["epochs"] < 1:
         raise ValueError(f"epochs must be positive, got {epochs}")
     out = Path(out)
+    if case_list not in ("random", "cfdbench"):
+        raise ValueError(f"unknown case_list '{case_list}'; use random or cfdbench")
     ctx = {"cfg": cfg, "out": out, "data": Path(data_dir) if data_dir else out / "data",
            "seed": seed, "progress": progress, "overwrite": overwrite,
-           "kwargs": model_kwargs or {}}
+           "kwargs": model_kwargs or {}, "cases": case_list, "masked": masked,
+           "nonauto": nonauto}
     models = [BASELINE] * bool(baseline) + operators
     rows, records, figures = [], [], {}
     for case in cases:
         for sweep in sweeps:
-            recs, figs = _case_sweep(case, sweep, models, ctx)
-            rows += [_row(*rec) for rec in recs]
+            recs, figs, extra = _case_sweep(case, sweep, models, ctx)
+            rows += [_row(*rec) for rec in recs] + extra
             records += [rec[:3] + rec[5:] for rec in recs]
             figures[f"{case} / {sweep}"] = figs
-    return {"rows": rows, **_write(out, rows, records, figures, cfg, size)}
+        figures[f"{case}: rollout error"] = [_problem_growth(case, recs_of(records, case),
+                                                             out)]
+    result = {"rows": rows, **_write(out, rows, records, figures, cfg, size)}
+    if case_list == "cfdbench":
+        from pdeml.report import cfdbench_table
+
+        (out / "cfdbench.md").write_text(cfdbench_table(rows))
+        result["cfdbench"] = str(out / "cfdbench.md")
+    return result
+
+
+def recs_of(records: list[tuple], case: str) -> list[tuple]:
+    """The ``(case, sweep, operator, report)`` records of one problem."""
+    return [r for r in records if r[0] == case]
+
+
+def _problem_growth(case: str, records: list[tuple], out: Path) -> Path:
+    """Rollout error against step of every subset and model of one problem, one plot."""
+    from pdeml.report import plot_error_growth
+
+    curves = {f"{sweep} {op}": rep["rollout"].get("per_step", {}).get(
+        "rel_l2", [rep["rollout"]["rel_l2"]]) for _, sweep, op, rep in records}
+    return plot_error_growth(curves, out / "figures" / f"{case}_rollout_by_subset.png",
+                             title=f"{case}: rollout error per subset")
 
 
 def _case_sweep(case: str, sweep: str, models: list[str],
-                ctx: dict[str, Any]) -> tuple[list[tuple], list[Path]]:
-    """Data, training and evaluation of every model on one case and sweep."""
-    from pdeml.evaluate import rollout_report
+                ctx: dict[str, Any]) -> tuple[list[tuple], list[Path], list[dict[str, Any]]]:
+    """Data, training and evaluation of every model on one case and sweep: the records of
+    the one-step models, their figures, and the rows of the non-autoregressive models."""
     from pdeml.report import plot_error_growth
 
-    cfg, out = ctx["cfg"], ctx["out"]
-    paths = _data(case, sweep, cfg, ctx["data"], ctx["seed"], ctx["progress"])
-    spec = rollout_spec(case, paths["train"])
+    cfg, cases = ctx["cfg"], ctx["cases"]
+    paths = _data(case, sweep, cfg, ctx["data"], ctx["seed"], ctx["progress"], cases)
+    spec = rollout_spec(case, paths["train"], cases)
     key, records, figs, curves = f"{case}_{sweep}", [], [], {}
     for op in models:
-        if op == BASELINE:
-            model, train_s, n_params = _persistence(spec), 0.0, 0
-        else:
-            kwargs = {**cfg["model"].get(op, {}), **ctx["kwargs"].get(op, {})}
-            model, train_s, n_params = _train(op, paths, spec, out / "runs" / key / op, cfg,
-                                              kwargs, ctx["seed"], ctx["progress"],
-                                              ctx["overwrite"])
-        rep = rollout_report(model, paths["test"], spec, out / "figures", tag=f"{key}_{op}_",
-                             title=f"{case} {sweep} {op}")
-        records.append((case, sweep, op, n_params, train_s, rep))
-        figs += rep["figures"]
-        curves[op] = rep["rollout"].get("per_step", {}).get("rel_l2", [rep["rollout"]["rel_l2"]])
-    figs.insert(0, plot_error_growth(curves, out / "figures" / f"{key}_growth.png",
+        rec = _evaluate_one(case, sweep, op, paths, spec, ctx)
+        records.append(rec)
+        figs += rec[5]["figures"]
+        free = rec[5]["rollout"]
+        curves[rec[2]] = free.get("per_step", {}).get("rel_l2", [free["rel_l2"]])
+    figs.insert(0, plot_error_growth(curves, ctx["out"] / "figures" / f"{key}_growth.png",
                                      title=f"{case} {sweep}: rollout error"))
-    return records, figs
+    extra = []
+    if ctx["nonauto"]:
+        extra = [_nonauto_row(case, sweep, op, paths, spec, ctx) for op in models
+                 if op != BASELINE]
+    return records, figs, extra
+
+
+def _evaluate_one(case: str, sweep: str, op: str, paths: dict[str, Path],
+                  spec: dict[str, Any], ctx: dict[str, Any]) -> tuple:
+    """Train (or reuse) one one-step model and evaluate it: a suite record."""
+    from pdeml.evaluate import rollout_report
+
+    cfg, out, key = ctx["cfg"], ctx["out"], f"{case}_{sweep}"
+    if op == BASELINE:
+        model, train_s, n_params = _persistence(spec), 0.0, 0
+    else:
+        kwargs = {**cfg["model"].get(op, {}), **ctx["kwargs"].get(op, {})}
+        model, train_s, n_params = _train(op, paths, spec, out / "runs" / key / op, cfg,
+                                          kwargs, ctx["seed"], ctx["progress"],
+                                          ctx["overwrite"])
+    rep = rollout_report(model, paths["test"], spec, out / "figures", tag=f"{key}_{op}_",
+                         title=f"{case} {sweep} {op}", masked=ctx["masked"])
+    name = op
+    if ctx["cases"] == "cfdbench":
+        prof = cfdbench_profile(model, paths["test"], spec, masked=ctx["masked"])
+        # the baseline's CFDBench scores are CFDBench's identity (unmasked input frame)
+        rep["cfdbench"] = prof["identity"] if op == BASELINE else prof["model"]
+        name = IDENTITY if op == BASELINE else op
+    return (case, sweep, name, n_params, train_s, rep)
+
+
+def _nonauto_row(case: str, sweep: str, op: str, paths: dict[str, Path],
+                 spec: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """Train (or reuse) ``op`` on the non-autoregressive task and score it: a table row."""
+    cfg, key = ctx["cfg"], f"{case}_{sweep}"
+    task = {"fields": spec["fields"], "static": spec["static"], "task": "nonauto"}
+    kwargs = {**cfg["model"].get(op, {}), **ctx["kwargs"].get(op, {})}
+    model, train_s, n_params = _train(op, paths, task, ctx["out"] / "runs" / key /
+                                      f"{op}-nonauto", cfg, kwargs, ctx["seed"],
+                                      ctx["progress"], ctx["overwrite"])
+    prof = nonauto_profile(model, paths["test"], task, masked=ctx["masked"])
+    pooled = prof["pooled"]
+    return {"case": case, "sweep": sweep, "operator": f"{op}-nonauto", "params": n_params,
+            "train_s": round(train_s, 2), **{m: pooled[m] for m in METRICS},
+            "rollout_rel_l2": float("nan"), "rollout_rmse": float("nan"),
+            "rollout_final_rel_l2": float("nan"),
+            **{f"cfdbench_{k}": prof["model"][k] for k in ("nmse", "mse", "rmse", "mae")}}
 
 
 def _write(out: Path, rows: list[dict[str, Any]], records: list[tuple], figures: dict,

@@ -30,12 +30,20 @@ def default_vars(path: str | Path) -> tuple[list[str], list[str]]:
 def _check_rollout(spec: dict[str, Any] | None) -> dict[str, Any] | None:
     if not spec:
         return None
-    unknown = sorted(set(spec) - {"fields", "static", "history", "residual"})
+    keys = {"fields", "static", "history", "residual", "stable_state_diff", "task"}
+    unknown = sorted(set(spec) - keys)
     if unknown or "fields" not in spec:
-        raise DatasetError(f"data.rollout takes fields, static, history, residual (fields "
+        raise DatasetError(f"data.rollout takes {', '.join(sorted(keys))} (fields "
                            f"required); got {sorted(spec)}")
-    return {"fields": list(spec["fields"]), "static": list(spec.get("static") or []),
-            "history": int(spec.get("history", 1)), "residual": bool(spec.get("residual"))}
+    if spec.get("task", "one_step") not in ("one_step", "nonauto"):
+        raise DatasetError(f"data.rollout.task must be one_step or nonauto, got {spec['task']!r}")
+    out = {"fields": list(spec["fields"]), "static": list(spec.get("static") or []),
+           "history": int(spec.get("history", 1)), "residual": bool(spec.get("residual"))}
+    # CFDBench's converged-frame rule and its non-autoregressive task (pdeml.suite)
+    for key in ("stable_state_diff", "task"):
+        if spec.get(key) is not None:
+            out[key] = spec[key]
+    return out
 
 
 def make_datamodule(**kwargs: Any) -> PDEDataModule:
@@ -123,9 +131,11 @@ class PDEDataModule(L.LightningDataModule):
 
             return WindowDataset(path, indices=indices, **self.windows)
         if self.rollout:
-            from pdeml.datasets.timeseries import StepDataset
+            from pdeml.datasets.timeseries import NonAutoDataset, StepDataset
 
-            return StepDataset(path, indices=indices, **self.rollout)
+            spec = dict(self.rollout)
+            kind = NonAutoDataset if spec.pop("task", "one_step") == "nonauto" else StepDataset
+            return kind(path, indices=indices, **spec)
         return H5Dataset(path, self.inputs, self.outputs, indices, self.in_memory)
 
     def setup(self, stage: str | None = None) -> None:

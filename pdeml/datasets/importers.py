@@ -420,92 +420,17 @@ def _seed_plan(src: Path, f: h5py.File, groups: list[str], names: Sequence[str] 
 
 
 # ------------------------------------------------------------------------------- CFDBench
-def _case_dirs(src: Path) -> list[Path]:
-    """``src`` itself when it is a case folder, else every case folder below it, sorted."""
-    if not src.exists():
-        raise DatasetError(f"folder not found: {src}")
-    if (src / "case.json").exists() or (src / "u.npy").exists():
-        return [src]
-
-    def key(p: Path) -> tuple:
-        digits = re.sub(r"\D", "", p.name)
-        return (str(p.parent), int(digits) if digits else -1, p.name)
-
-    dirs = sorted({p.parent for p in src.rglob("case.json")}, key=key)
-    if not dirs:
-        raise DatasetError(f"{src} holds no CFDBench case folder (none has a case.json)")
-    return dirs
-
-
-def _read_case(case: Path) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
-    for name in ("case.json", "u.npy", "v.npy"):
-        if not (case / name).exists():
-            raise DatasetError(f"CFDBench case {case} has no {name}")
-    try:
-        params = json.loads((case / "case.json").read_text())
-        u, v = np.load(case / "u.npy"), np.load(case / "v.npy")
-    except (ValueError, OSError) as err:
-        raise DatasetError(f"cannot read CFDBench case {case}: {err}") from None
-    if not isinstance(params, dict):
-        raise DatasetError(f"{case / 'case.json'} must hold an object of case parameters")
-    if u.ndim != 3 or u.shape != v.shape:
-        raise DatasetError(f"CFDBench case {case}: u {u.shape} and v {v.shape} must both be "
-                           "(time, height, width)")
-    numeric = {k: float(x) for k, x in params.items()
-               if isinstance(x, int | float) and not isinstance(x, bool)}
-    return numeric, u, v
-
-
 def import_cfdbench(
     src: str | Path, dst: str | Path, inputs: Sequence[str] | None = None,
     outputs: Sequence[str] | None = None, n_samples: int | None = None,
+    subsets: str | None = None, split: str | None = None, seed: int = 0,
 ) -> Path:
-    """Convert CFDBench case folders into one pdeml HDF5 file (one case per sample).
+    """CFDBench case folders into one pdeml HDF5 file: see
+    :func:`pdeml.datasets.cfdbench.import_cfdbench` (cases kept whole, mask from geometry,
+    time in seconds, CFDBench's parameter names, optional CFDBench split)."""
+    from pdeml.datasets.cfdbench import import_cfdbench as _import
 
-    ``src`` is one case folder (``case.json``, ``u.npy``, ``v.npy``; the arrays
-    ``(time, height, width)``) or any folder above case folders (e.g. ``cavity/`` with
-    ``bc/case0000``, ...), read in sorted order. Stored: ``u``, ``v`` as
-    ``(sample, time, y, x)`` with the row index as ``y`` and frames as ``time`` (cases of
-    different length are cut to the shortest; ``n_frames`` keeps each length), a fluid
-    ``mask`` (0 where ``u`` and ``v`` vanish at every frame: the obstacle), and every numeric
-    entry of ``case.json`` as a per-sample parameter. Declared variables, as for pdeml's own
-    flow problems: ``u[0], v[0], mask -> u[-1], v[-1]``.
-    """
-    src = Path(src)
-    dirs = _case_dirs(src)[: _limit(1 << 62, n_samples)]
-    cases = [_read_case(d) for d in dirs]
-    keys = list(cases[0][0])
-    grid = cases[0][1].shape[1:]
-    for d, (params, u, _) in zip(dirs, cases, strict=True):
-        if u.shape[1:] != grid:
-            raise DatasetError(f"CFDBench case {d} has a {u.shape[1:]} grid, the first {grid}")
-        missing = [k for k in keys if k not in params]
-        if missing:
-            raise DatasetError(f"CFDBench case {d}: case.json lacks {', '.join(missing)}")
-    n_time = min(u.shape[0] for _, u, _ in cases)
-    h, w = grid
-    coords = {"time": np.arange(n_time, dtype=float), "y": (np.arange(h) + 0.5) / h,
-              "x": (np.arange(w) + 0.5) / w}
-    u = np.stack([c[1][:n_time] for c in cases]).astype(np.float32)
-    v = np.stack([c[2][:n_time] for c in cases]).astype(np.float32)
-    mask = ~((u == 0) & (v == 0)).all(axis=1)
-    variables: dict[str, tuple[Variable, np.ndarray]] = {
-        "u": (Variable(("time", "y", "x"), "m/s", "x velocity"), u),
-        "v": (Variable(("time", "y", "x"), "m/s", "y velocity"), v),
-        "mask": (Variable(("y", "x"), "1", "1 in fluid, 0 in solid cells", "i1"),
-                 mask.astype(np.int8)),
-        "n_frames": (Variable((), "1", "frames of the case before cutting"),
-                     np.array([c[1].shape[0] for c in cases], float)),
-    }
-    for k in keys:
-        variables[_name(k)] = (Variable((), "1", f"case parameter {k}"),
-                               np.array([c[0][k] for c in cases]))
-    attrs = _base_attrs(src, "CFDBench case folders", len(cases)) | {
-        "problem": src.name, "cases": json.dumps([str(d.relative_to(src)) for d in dirs]),
-        "input_vars": json.dumps(["u[0]", "v[0]", "mask"]),
-        "output_vars": json.dumps(["u[-1]", "v[-1]"])}
-    _declare(attrs, src, variables, inputs, outputs)
-    return write_arrays(dst, coords, variables, attrs)
+    return _import(src, dst, inputs, outputs, n_samples, subsets, split, seed)
 
 
 IMPORTERS: dict[str, Callable[..., Path]] = {

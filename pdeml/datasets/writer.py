@@ -90,7 +90,11 @@ def compute_samples(problem: Problem, seed: int, split: str, indices: Sequence[i
     """Samples ``indices`` of a split, stacked per variable (also the unit of online streaming)."""
     rngs = [sample_rng(seed, split, int(i)) for i in indices]
     batch = getattr(problem, "sample_batch", None)
-    samples = batch(rngs) if batch is not None else [problem.sample(r) for r in rngs]
+    indexed = getattr(problem, "sample_indexed", None)  # listed cases (CFDBench's) by index
+    if indexed is not None:
+        samples = [indexed(split, int(i), r) for i, r in zip(indices, rngs, strict=True)]
+    else:
+        samples = batch(rngs) if batch is not None else [problem.sample(r) for r in rngs]
     return {k: np.stack([np.asarray(s[k]) for s in samples]) for k in samples[0]}
 
 

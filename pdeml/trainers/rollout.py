@@ -99,6 +99,7 @@ def evaluate_rollout(
     batch_size: int = 8,
     teacher_forcing: bool = False,
     keep: int = 0,
+    masked: bool = True,
 ) -> dict[str, Any]:
     """Error of rollouts (or one-step predictions) against every trajectory of ``dataset``.
 
@@ -118,6 +119,10 @@ def evaluate_rollout(
         instead of from the model's own predictions.
     keep
         Return the predictions and targets of the first ``keep`` trajectories (for figures).
+    masked
+        Score fluid points only where the dataset has a ``mask`` static channel (see
+        :meth:`pdeml.metrics.MetricAccumulator.update`); ``False`` scores every grid point.
+        Steps past a trajectory's own end (``dataset.n_steps``) are never scored.
 
     Returns
     -------
@@ -125,7 +130,7 @@ def evaluate_rollout(
         ``metrics`` (see :meth:`pdeml.metrics.MetricAccumulator.compute`; ``per_step`` holds
         the error-versus-step curves), ``accumulator``, and with ``keep``: ``pred``, ``target``.
     """
-    available = dataset.n_time - dataset.history
+    available = int(dataset.n_steps.max())
     n_steps = available if n_steps is None else int(n_steps)
     if not 1 <= n_steps <= available:
         raise ValueError(f"n_steps must be in [1, {available}], got {n_steps}")
@@ -140,7 +145,9 @@ def evaluate_rollout(
         else:
             pred = rollout(model, x0, n_steps, dataset.n_fields, dataset.history)
         y = y[:, :n_steps]
-        acc.update(pred, y, time_axis=True)
+        rows = [int(j) for j in idx]
+        acc.update(pred, y, time_axis=True, mask=dataset.mask_of(rows) if masked else None,
+                   n_steps=torch.as_tensor(dataset.n_steps[rows]))
         if sum(len(p) for p, _ in kept) < keep:
             kept.append((pred, y))
     result: dict[str, Any] = {"metrics": acc.compute(), "accumulator": acc}

@@ -189,19 +189,23 @@ def write_case(folder, params, u, v):
 def test_cfdbench_case_folders(tmp_path):
     root = tmp_path / "cylinder"
     us = []
+    box = {"radius": 0.1, "x_min": -0.5, "x_max": 0.5, "y_min": -0.4, "y_max": 0.4}
     for i, n_time in enumerate((6, 5, 7)):
         u = rng(i).random((n_time, 8, 10)) + 0.1
-        u[:, 3:5, 2:4] = 0.0  # the obstacle
+        u[:, :, 0] = 0.0  # fluid at rest is still fluid
         us.append(u)
         write_case(root / "bc" / f"case{i:04d}", {"vel_in": 1.0 + i, "density": 1.0,
-                                                   "name": "x"}, u, -u)
+                                                   "name": "x", **box}, u, -u)
     path = import_cfdbench(root, tmp_path / "c.h5")
     ds = xr.open_dataset(path, engine="h5netcdf")
-    assert ds["u"].shape == (3, 5, 8, 10)  # cut to the shortest case
-    np.testing.assert_allclose(ds["u"].values[2], us[2][:5].astype(np.float32))
+    assert ds["u"].shape == (3, 7, 8, 10)  # every case whole, padded to the longest
+    np.testing.assert_allclose(ds["u"].values[2], us[2].astype(np.float32))
+    np.testing.assert_allclose(ds["u"].values[1, 5:], np.repeat(us[1][-1:], 2, 0), rtol=1e-6)
     np.testing.assert_allclose(ds["vel_in"].values, [1, 2, 3])
     np.testing.assert_allclose(ds["n_frames"].values, [6, 5, 7])
-    assert ds["mask"].values[:, 3:5, 2:4].max() == 0 and ds["mask"].values.sum() == 3 * 76
+    np.testing.assert_allclose(ds["time"].values, 0.1 * np.arange(1, 8))  # seconds
+    # cells of 0.1 x 0.1 centred at +-0.05: the four around the origin are inside r = 0.1
+    assert ds["mask"].values[:, 3:5, 4:6].max() == 0 and ds["mask"].values.sum() == 3 * 76
     assert "name" not in ds
     single = import_cfdbench(root / "bc" / "case0001", tmp_path / "one.h5")
     assert xr.open_dataset(single, engine="h5netcdf").sizes["sample"] == 1

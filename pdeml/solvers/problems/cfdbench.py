@@ -26,6 +26,36 @@ cylinder   50-150   17-286    60-140   5-600
 
 Above a cell Peclet number of 12 (only ``all``'s corners and the top of ``prop``) the advection
 blends in donor cell for stability, at a cost in accuracy.
+
+CFDBench's own cases (``cases="cfdbench"``)
+-------------------------------------------
+With ``cases="cfdbench"`` a problem solves CFDBench's case lists
+(:mod:`pdeml.solvers.problems.cfdbench_cases`; cavity -> cavity, channel -> tube, step ->
+dam, cylinder -> cylinder) instead of random draws, ``sweep`` choosing the subsets (``bc``,
+``prop``, ``geo``, ``all`` or CFDBench's combined names such as ``prop_bc``), and the
+train / val / test files hold CFDBench's split of them (seeded shuffle, 8:1:1). Every case
+is stored under CFDBench's parameter names (``vel_top``, ``density``, ``viscosity``, ...)
+with the solved values as ``solved_<name>``. A case is solved as CFDBench states it except
+for two documented scalings:
+
+1. *Length* (``LENGTH_SCALE``: cavity 100, channel 10, step ``1/height``, cylinder 1). The
+   case is solved ``LENGTH_SCALE`` times larger with the kinematic viscosity scaled alike,
+   so its Reynolds number and velocities are CFDBench's and its time scale ``L/U`` is
+   ``LENGTH_SCALE`` times longer. Reason: CFDBench's 0.01 m cavity at 10 m/s spans 100
+   advective times per 0.1 s frame; an explicit solver would need ~20 000 steps per frame.
+2. *Reynolds number*, only where the solver grid cannot resolve it: where the cell Peclet
+   number ``U h / nu`` exceeds 12 (central differences then go unstable; see
+   ``upwind``), the viscosity is raised to make it 12. On 64 cells the cavity resolves
+   ``Re <= 768``, on 32 cells ``Re <= 384``: CFDBench's default cavity (``Re = 10^4``) and
+   most of its BC subset are solved at that cap. ``reynolds`` is the solved number,
+   ``reynolds_cfdbench`` CFDBench's.
+
+Frames are stored every ``frame_dt`` seconds (0.1 s, CFDBench's ``data_delta_time``) of
+the solved case. CFDBench's rule that drops one-step pairs once the flow has converged
+(``mean |(|u_{t+1}| - |u_t|)| < 1e-3``) is applied by the datasets
+(:func:`pdeml.datasets.timeseries.converged_length`); listed cases also stop solving there
+and are padded with their last frame (``n_frames`` keeps each length), so the default
+horizon, CFDBench's ``data_max_time`` of 30 s, costs only what a case needs.
 """
 
 from __future__ import annotations
@@ -34,12 +64,15 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from pdeml.solvers.problems import cfdbench_cases
 from pdeml.solvers.problems.base import Problem, Variable
 from pdeml.solvers.projection import PRESSURE_METHODS, Boundary, ProjectionSolver
 from pdeml.solvers.spectral import positive_int, positive_numbers, time_grid
 
 SWEEPS = ("bc", "prop", "geo", "all")
 PECLET_CENTRAL = 12.0
+CONVERGED = 1e-3  # CFDBench's stable_state_diff: mean |change of speed| between frames
+CFDBENCH_FINAL_TIME = 30.0  # CFDBench's data_max_time (s): the horizon of listed cases
 
 
 class FlowProblem(Problem):
@@ -51,9 +84,16 @@ class FlowProblem(Problem):
         Stored grid (``resolution x resolution`` cell centres of the domain, whatever its shape).
     sweep
         Which parameter group varies between cases: ``"bc"``, ``"prop"``, ``"geo"`` or ``"all"``.
-    final_time, n_snapshots
+    final_time, n_snapshots, frame_dt
         Snapshots at ``final_time * k / n_snapshots``, ``k = 1..n_snapshots`` (the flow starts at
-        rest at ``t = 0``, which is not stored).
+        rest at ``t = 0``, which is not stored); without ``n_snapshots`` one every
+        ``frame_dt`` seconds (default 0.1 s, CFDBench's). ``final_time`` defaults to the
+        problem's horizon, 30 s with ``cases="cfdbench"``.
+    cases
+        ``"random"`` (draws in the problem's ranges) or ``"cfdbench"`` (CFDBench's case
+        lists and split; see the module docstring).
+    split_seed
+        Seed of CFDBench's case shuffle (``cases="cfdbench"``).
     cells
         Solver cells across the reference length (the domain height; the cavity width); the
         other direction gets square cells, except in the cavity, which is ``cells x cells``.
@@ -78,32 +118,46 @@ class FlowProblem(Problem):
     input_vars = ("u[0]", "v[0]", "mask")
     output_vars = ("u[-1]", "v[-1]")
 
+    CFDBENCH: ClassVar[str] = ""  # the CFDBench problem whose case lists this one solves
+    LENGTH_SCALE: ClassVar[float] = 1.0
+
     def __init__(
         self,
         resolution: int = 64,
         sweep: str = "all",
         final_time: float | None = None,
-        n_snapshots: int = 10,
+        n_snapshots: int | None = None,
         cells: int | None = None,
         cfl: float = 0.3,
         upwind: float | None = None,
         pressure_solver: str = "lu",
+        frame_dt: float = 0.1,
+        cases: str = "random",
+        split_seed: int = 0,
         **ranges: Any,
     ) -> None:
         p = self.name
-        if sweep not in SWEEPS:
+        if cases not in ("random", "cfdbench"):
+            raise ValueError(f"unknown {p} cases '{cases}'; use random or cfdbench")
+        self.cases, self.split_seed = cases, int(split_seed)
+        if cases == "cfdbench":
+            self.subsets = cfdbench_cases.parse_subsets(sweep)
+        elif sweep not in SWEEPS:
             raise ValueError(f"unknown {p} sweep '{sweep}'; use one of {', '.join(SWEEPS)}")
         if pressure_solver not in PRESSURE_METHODS:
             raise ValueError(f"unknown {p} pressure_solver '{pressure_solver}'; use one of "
                              f"{', '.join(PRESSURE_METHODS)}")
         self.sweep, self.pressure_solver = sweep, pressure_solver
         self.resolution = positive_int(resolution, "resolution", p, minimum=4)
-        self.n_snapshots = positive_int(n_snapshots, "n_snapshots", p)
         self.cells = positive_int(self.DEFAULT_CELLS if cells is None else cells, "cells", p,
                                   minimum=8)
-        final = self.DEFAULT_FINAL_TIME if final_time is None else final_time
-        numbers = positive_numbers(p, final_time=final, cfl=cfl)
+        default = CFDBENCH_FINAL_TIME if cases == "cfdbench" else self.DEFAULT_FINAL_TIME
+        final = default if final_time is None else final_time
+        numbers = positive_numbers(p, final_time=final, cfl=cfl, frame_dt=frame_dt)
         self.final_time, self.cfl = numbers["final_time"], numbers["cfl"]
+        if n_snapshots is None:
+            n_snapshots = max(int(round(self.final_time / numbers["frame_dt"])), 1)
+        self.n_snapshots = positive_int(n_snapshots, "n_snapshots", p)
         if self.cfl > 0.5:
             raise ValueError(f"{p} cfl must be at most 0.5 (AB2 with central advection), "
                              f"got {self.cfl}")
@@ -144,6 +198,17 @@ class FlowProblem(Problem):
         }
         params = {k: Variable((), _UNITS.get(k, "m"), f"case parameter {k}")
                   for k in self.PARAMS}
+        if self.cases == "cfdbench":
+            params = {f"solved_{k}": Variable((), _UNITS.get(k, "m"), f"solved value of {k}")
+                      for k in self.PARAMS}
+            params |= {k: Variable((), _UNITS.get(k, "m"), f"CFDBench case parameter {k}")
+                       for k in cfdbench_cases.case_list(self.CFDBENCH).defaults}
+            params |= {
+                "n_frames": Variable((), "1", "frames up to convergence (the rest: padding)"),
+                "reynolds_cfdbench": Variable((), "1", "Reynolds number of CFDBench's case"),
+                "subset": Variable((), "1", "CFDBench subset: 0 bc, 1 prop, 2 geo"),
+                "case_number": Variable((), "1", "number of the case in its subset"),
+            }
         extra = {
             "reynolds": Variable((), "1", "Reynolds number of the case"),
             "n_steps": Variable((), "1", "time steps taken"),
@@ -158,6 +223,8 @@ class FlowProblem(Problem):
 
     def attrs(self) -> dict[str, Any]:
         return {
+            "cases": self.cases, "split_seed": self.split_seed,
+            "length_scale": self.LENGTH_SCALE if self.cases == "cfdbench" else 1.0,
             "resolution": self.resolution, "sweep": self.sweep, "final_time": self.final_time,
             "n_snapshots": self.n_snapshots, "cells": self.cells, "cfl": self.cfl,
             "upwind": "auto" if self.upwind is None else self.upwind,
@@ -183,9 +250,64 @@ class FlowProblem(Problem):
         return out
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        params = self.draw(rng)
+        if self.cases == "cfdbench":
+            raise ValueError(f"{self.name} with cases=cfdbench solves listed cases: use "
+                             "sample_indexed(split, index, rng)")
+        return self._solve_stored(self.draw(rng))
+
+    # ------------------------------------------------------------ CFDBench's cases
+    def cfdbench_splits(self) -> dict[str, list[tuple[str, int, dict[str, float]]]]:
+        """CFDBench's train / val / test split of the chosen subsets' cases:
+        ``{split: [(subset, case number, case.json dict), ...]}``."""
+        cl = cfdbench_cases.case_list(self.CFDBENCH)
+        items = [(sub, i, case) for sub in self.subsets
+                 for i, case in enumerate(cl.cases(sub))]
+        rounding = "round" if self.CFDBENCH == "cavity" else "floor"  # as CFDBench's code
+        return cfdbench_cases.cfdbench_split(items, self.split_seed, rounding)
+
+    def sample_indexed(self, split: str, index: int, rng: np.random.Generator
+                       ) -> dict[str, np.ndarray]:
+        """Sample ``index`` of ``split``: the next case of CFDBench's split (random cases
+        draw from ``rng`` instead)."""
+        if self.cases != "cfdbench":
+            return self.sample(rng)
+        chosen = self.cfdbench_splits()[split]
+        if index >= len(chosen):
+            raise ValueError(f"{self.name} {split} split of CFDBench's {self.sweep} cases "
+                             f"has {len(chosen)} cases; asked for case {index + 1}")
+        subset, number, case = chosen[index]
+        params, reynolds = self.from_cfdbench(case)
+        out = self._solve_stored(params)
+        out |= {f"solved_{k}": out.pop(k) for k in self.PARAMS}
+        out |= {k: np.float32(v) for k, v in case.items()}
+        out |= {"reynolds_cfdbench": np.float32(reynolds), "case_number": np.float32(number),
+                "subset": np.float32(cfdbench_cases.SUBSETS.index(subset))}
+        return out
+
+    def from_cfdbench(self, case: dict[str, float]) -> tuple[dict[str, float], float]:
+        """The solved parameters of a CFDBench case (scaled as the module docstring says)
+        and CFDBench's Reynolds number of it."""
+        params = self.scale_case(case)
+        reynolds = self.reynolds(params)
+        geo = self.geometry(params)
+        h = min(geo["lx"] / geo["nx"], geo["ly"] / geo["ny"])
+        nu = params["viscosity"] / params["density"]
+        if params["velocity"] * h / nu > PECLET_CENTRAL:  # unresolved: cap the Reynolds number
+            params["viscosity"] = params["density"] * params["velocity"] * h / PECLET_CENTRAL
+        return params, reynolds
+
+    def scale_case(self, case: dict[str, float]) -> dict[str, float]:
+        """CFDBench's case in this problem's parameters, lengths scaled by LENGTH_SCALE."""
+        raise NotImplementedError
+
+    def _solve_stored(self, params: dict[str, float]) -> dict[str, np.ndarray]:
+        """Solve one case and return the stored variables of the contract. CFDBench's cases
+        stop at its convergence test and are padded with their last frame (``n_frames``)."""
         solver = self.build_solver(params)
-        frames = self.run(solver, params)
+        listed = self.cases == "cfdbench"
+        frames = self.run(solver, params, stop_below=CONVERGED if listed else None)
+        n_frames = len(frames)
+        frames += [frames[-1]] * (self.n_snapshots - n_frames)
         mask = _resample_mask(solver.fluid, self.resolution)
         # interpolation bleeds fluid values into solid cells: the stored fields obey the mask
         out = {k: (np.stack([f[k] for f in frames]) * mask).astype(np.float32)
@@ -195,6 +317,8 @@ class FlowProblem(Problem):
         out["reynolds"] = np.float32(self.reynolds(params))
         out["n_steps"] = np.float32(solver.n_steps)
         out["max_divergence"] = np.float32(np.abs(solver.divergence()).max())
+        if listed:
+            out["n_frames"] = np.float32(n_frames)
         return out
 
     # ------------------------------------------------------------ case building
@@ -226,12 +350,22 @@ class FlowProblem(Problem):
             setattr(solver, key, value)
         return solver
 
-    def run(self, solver: ProjectionSolver, params: dict[str, float]) -> list[dict[str, Any]]:
-        """March to each snapshot and resample the fields onto the stored grid."""
+    def run(self, solver: ProjectionSolver, params: dict[str, float],
+            stop_below: float | None = None) -> list[dict[str, Any]]:
+        """March to each snapshot and resample the fields onto the stored grid.
+
+        With ``stop_below``, stop after the first frame whose mean absolute change of speed
+        from the previous frame (CFDBench's convergence test) is below it.
+        """
         _, steps, dt = time_grid(self.final_time, self.n_snapshots, solver.dt)
         solver.dt = dt
-        frames = []
+        frames: list[dict[str, Any]] = []
         for _ in range(self.n_snapshots):
+            if stop_below is not None and len(frames) >= 2:
+                a, b = frames[-2], frames[-1]
+                change = np.abs(np.hypot(b["u"], b["v"]) - np.hypot(a["u"], a["v"])).mean()
+                if change < stop_below:
+                    break
             for _ in range(steps):
                 solver.step()
             uc, vc = solver.cell_velocity()
@@ -288,6 +422,13 @@ class Cavity(FlowProblem):
     }
     DEFAULT_CELLS = 64
     DEFAULT_FINAL_TIME = 10.0
+    CFDBENCH, LENGTH_SCALE = "cavity", 100.0
+
+    def scale_case(self, case: dict[str, float]) -> dict[str, float]:
+        s = self.LENGTH_SCALE
+        return {"velocity": case["vel_top"], "density": case["density"],
+                "viscosity": case["viscosity"] * s, "width": case["width"] * s,
+                "height": case["height"] * s}
 
     def geometry(self, params: dict[str, float]) -> dict[str, Any]:
         return {"nx": self.cells, "ny": self.cells, "lx": params["width"],
@@ -317,6 +458,13 @@ class Channel(FlowProblem):
         "height": (1.0, 0.5, 1.0, "geo"),
     }
     DEFAULT_FINAL_TIME = 5.0
+    CFDBENCH, LENGTH_SCALE = "tube", 10.0
+
+    def scale_case(self, case: dict[str, float]) -> dict[str, float]:
+        s = self.LENGTH_SCALE
+        return {"velocity": case["vel_in"], "density": case["density"],
+                "viscosity": case["viscosity"] * s, "length": case["width"] * s,
+                "height": case["height"] * s}
 
     def geometry(self, params: dict[str, float]) -> dict[str, Any]:
         lx, ly = params["length"], params["height"]
@@ -347,6 +495,16 @@ class Step(FlowProblem):
         "block_width": (0.2, 0.1, 0.4, "geo"),
     }
     LENGTH, HEIGHT = 3.0, 1.0
+    CFDBENCH = "dam"
+
+    def scale_case(self, case: dict[str, float]) -> dict[str, float]:
+        """The dam's single-phase stand-in: its domain height scaled to 1; the block stays
+        at pdeml's ``x = 0.75`` in a 3-long channel (the dam's barrier is at 0.5 of 1.5)."""
+        s = self.HEIGHT / case["height"]
+        return {"velocity": case["velocity"], "density": case["density"],
+                "viscosity": case["viscosity"] * s,
+                "block_height": case["barrier_height"] * s,
+                "block_width": case["barrier_width"] * s}
 
     def geometry(self, params: dict[str, float]) -> dict[str, Any]:
         nx, ny = _box_cells(self.LENGTH, self.HEIGHT, self.cells)
@@ -381,6 +539,16 @@ class Cylinder(FlowProblem):
     DEFAULT_CELLS = 41
     DEFAULT_FINAL_TIME = 4.0
     LENGTH, HEIGHT, CENTER_X = 2.2, 0.41, 0.2
+    CFDBENCH = "cylinder"
+
+    def scale_case(self, case: dict[str, float]) -> dict[str, float]:
+        size = (case["x_max"] - case["x_min"], case["y_max"] - case["y_min"], -case["x_min"])
+        if not np.allclose(size, (self.LENGTH, self.HEIGHT, self.CENTER_X)):
+            raise ValueError(f"cylinder solves a {self.LENGTH} x {self.HEIGHT} channel with the "
+                             f"cylinder at x = {self.CENTER_X}; the case has {size}")
+        return {"velocity": case["vel_in"], "density": case["density"],
+                "viscosity": case["viscosity"], "diameter": 2 * case["radius"],
+                "center_y": -case["y_min"]}
 
     def geometry(self, params: dict[str, float]) -> dict[str, Any]:
         nx, ny = _box_cells(self.LENGTH, self.HEIGHT, self.cells)
