@@ -97,17 +97,18 @@ class GCRODR(KrylovSolver):
         ``"right"`` (default): ``U`` lives in the space of ``M^{-1} x`` and ``C = A M U``;
         ``"left"``: ``C = M A U``.
     orthog
-        ``"mgs"`` (default) or ``"cgs2"``, for the Arnoldi vectors (``C`` is always projected
-        out as one matrix product).
+        ``"cgs2"`` (default), ``"dgks"`` or ``"mgs"``, for the Arnoldi vectors (``C`` is always
+        projected out as one matrix product); see :class:`~pdeml.solvers.krylov.GMRES`.
     callback_type
         ``"pr_norm"``: ``callback(estimate)`` per inner iteration; ``"x"``: ``callback(x)`` per
         cycle.
 
     Notes
     -----
-    A change of ``A`` or ``M`` is detected by identity plus a digest of the entries of a sparse
-    or dense matrix (so in-place edits are seen); a ``LinearOperator`` or callable is compared
-    by identity only: pass a new object when it changes. A solve with a different size drops
+    A change of ``A`` or ``M`` is detected from the content of a sparse or dense matrix (a
+    digest of its entries and pattern, so a new object with the same entries is the same
+    operator and ``C`` is not recomputed, and in-place edits are seen); a ``LinearOperator`` or
+    callable is compared by identity only: pass a new object when it changes. A solve with a different size drops
     the recycled space; so does a real problem after a complex one.
     """
 
@@ -116,7 +117,7 @@ class GCRODR(KrylovSolver):
         m: int = 40,
         k: int | None = None,
         side: str = "right",
-        orthog: str = "mgs",
+        orthog: str = "cgs2",
         callback_type: str = "pr_norm",
     ) -> None:
         super().__init__(m, side, orthog, callback_type)
@@ -148,13 +149,17 @@ class GCRODR(KrylovSolver):
     def _iterate(self, run: Run) -> None:
         self._adopt(run)
         n, dtype = run.system.n, run.system.dtype
-        V = np.empty((self.m + 1, n), dtype)
+        # C sits directly above V in one buffer, so that Arnoldi orthogonalizes against both
+        # with one product per pass (see gmres._basis_block).
+        self._buffer = np.empty((self.k + self.m + 1, n), dtype)
+        V = self._buffer[self.k:]
         # Right preconditioning keeps M V as well, so that U and M U update together.
         W = np.empty((self.m + 1, n), dtype) if self._keeps_z(run) else None
         if self._U is None:
             self._first_cycle(run, V, W)
         while not run.done:
             self._augmented_cycle(run, V, W)
+        self._buffer = np.empty((0, 0), dtype)  # the workspace is not kept between solves
 
     @staticmethod
     def _keeps_z(run: Run) -> bool:
@@ -240,7 +245,10 @@ class GCRODR(KrylovSolver):
             if not run.done:
                 self._refresh(run, new_precond=False)
             return
-        cyc = arnoldi_cycle(run, V, r, beta, steps, target, self.orthog, C, Z=W)
+        kc = len(C)
+        C_above = self._buffer[self.k - kc: self.k]
+        C_above[...] = C
+        cyc = arnoldi_cycle(run, V, r, beta, steps, target, self.orthog, C_above, Z=W)
         if cyc.nonfinite:
             run.stop(INFO_NONFINITE, "A or M produced NaN or inf")
             return
