@@ -108,8 +108,8 @@ class GCRODR(KrylovSolver):
     A change of ``A`` or ``M`` is detected from the content of a sparse or dense matrix (a
     digest of its entries and pattern, so a new object with the same entries is the same
     operator and ``C`` is not recomputed, and in-place edits are seen); a ``LinearOperator`` or
-    callable is compared by identity only: pass a new object when it changes. A solve with a different size drops
-    the recycled space; so does a real problem after a complex one.
+    callable is compared by identity only: pass a new object when it changes. A solve with a
+    different size drops the recycled space; so does a real problem after a complex one.
     """
 
     def __init__(
