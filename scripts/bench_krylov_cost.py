@@ -102,17 +102,19 @@ def main() -> None:
     A, b = skr_darcy_system(coef, corrected=True)
     load0 = os.getloadavg()
     runs: dict[str, list[tuple[float, int]]] = {}
+    note = ""
     for _ in range(args.repeat):  # interleaved, so that load changes hit every method
+        petsc = petsc_run(A, b, args.iters, 1)
+        if isinstance(petsc, str):
+            note = petsc
+        else:
+            runs.setdefault("PETSc 3.18 KSPGMRES(40) (C)", []).extend(petsc)
         for orthog in ("cgs2", "dgks", "mgs"):
             runs.setdefault(f"pdeml GMRES(40) {orthog}", []).append(
                 pdeml_run(A, b, args.iters, orthog, "gmres"))
         runs.setdefault("pdeml GCRO-DR(40,20) cgs2", []).append(
             pdeml_run(A, b, args.iters, "cgs2", "gcrodr"))
         runs.setdefault("scipy gmres(restart=40)", []).append(scipy_run(A, b, args.iters))
-    petsc = petsc_run(A, b, args.iters, args.repeat)
-    note = petsc if isinstance(petsc, str) else ""
-    if not isinstance(petsc, str):
-        runs["PETSc 3.18 KSPGMRES(40) (C)"] = petsc
     rows = []
     for label, vals in runs.items():
         per = [t / max(k, 1) for t, k in vals]
