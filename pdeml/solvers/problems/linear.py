@@ -59,14 +59,19 @@ STAT_VARIABLES = {
 AUTO_ITERATIVE_FROM = 200 * 200
 
 
-def auto_method(n_unknowns: int, spd: bool) -> str:
-    """The solver ``"auto"`` picks for one system of ``n_unknowns`` unknowns.
+def auto_method(n_unknowns: int, spd: bool, fixed_operator: bool = False) -> str:
+    """The solver ``"auto"`` picks for one 2-D system of ``n_unknowns`` unknowns.
 
-    Sparse LU below :data:`AUTO_ITERATIVE_FROM` unknowns (fill-in is still small and it needs
-    no iterations); above it, for SPD systems, smoothed-aggregation AMG + CG, which was
-    measured fastest there (1.55x faster than LU at 256^2, 1.76x at 512^2). Non-SPD systems
-    (Helmholtz) stay on sparse LU: AMG is not a reliable solver for them (not measured).
+    A fixed operator (Poisson: only ``b`` changes) is factorized once per shard, and every
+    further sample costs two triangular solves: nothing iterative competes, so sparse LU.
+    Otherwise sparse LU below :data:`AUTO_ITERATIVE_FROM` unknowns (fill-in is still small
+    and it needs no iterations); above it, for SPD systems, smoothed-aggregation AMG + CG,
+    which was measured fastest there (1.55x faster than LU at 256^2, 1.76x at 512^2).
+    Non-SPD 2-D systems (Helmholtz) stay on sparse LU. The 3-D problems override this
+    (:meth:`pdeml.solvers.problems.linear3d.Darcy3D.auto_choice`).
     """
+    if fixed_operator:
+        return "direct"
     if spd and n_unknowns >= AUTO_ITERATIVE_FROM:
         return "amg"
     return "direct"
@@ -277,6 +282,9 @@ class LinearProblem(Problem):
     """
 
     spd: ClassVar[bool] = True
+    fixed_operator: ClassVar[bool] = False
+    """True when every sample has the same matrix (only ``b`` changes): ``auto`` factorizes
+    once, and GCRO-DR's recycled ``C = A U`` stays valid (the fingerprint is by content)."""
     precond_reuse: bool = True
     """Keep a preconditioner (AMG hierarchy, ILU) across neighbours of the sorted sequence,
     rebuilt when the iteration count grows 1.5x (``False``: build one per system)."""
@@ -335,7 +343,9 @@ class LinearProblem(Problem):
 
     def method_for(self, n_unknowns: int) -> str:
         """The concrete method for systems of this size (resolves ``"auto"``)."""
-        return auto_method(n_unknowns, self.spd) if self.solver == "auto" else self.solver
+        if self.solver != "auto":
+            return self.solver
+        return auto_method(n_unknowns, self.spd, self.fixed_operator)
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return self.sample_batch([rng])[0]
