@@ -271,11 +271,12 @@ class GCRODR(KrylovSolver):
         G[:kc, :kc] = np.diag(d)
         G[:kc, kc:] = bk
         G[kc:, kc:] = hbar
+        # C sits directly above V in the workspace: [C; V_{j+1}] is one block, one product.
+        block = self._buffer[self.k - kc: self.k + j + 1]
         wtv = np.zeros_like(G)
-        wtv[:kc, :kc] = gram(C, U) * d
-        wtv[kc:, :kc] = gram(V[: j + 1], U) * d
+        wtv[:, :kc] = gram(block, U) * d
         wtv[kc:, kc:] = np.eye(j + 1, j)  # V_{j+1}^H V_j; C^H V_j = 0 by construction
-        self._update_recycled(run, V, W, G, wtv, U * d[:, None], Z * d[:, None], C)
+        self._update_recycled(run, V, W, G, wtv, U, Z, C, d, block)
 
     def _update_recycled(
         self,
@@ -284,18 +285,23 @@ class GCRODR(KrylovSolver):
         W: np.ndarray | None,
         G: np.ndarray,
         wtv: np.ndarray,
-        U_scaled: np.ndarray,
-        Z_scaled: np.ndarray,
+        U: np.ndarray,
+        Z: np.ndarray,
         C: np.ndarray,
+        d: np.ndarray | None = None,
+        block: np.ndarray | None = None,
     ) -> None:
-        """Harmonic Ritz vectors of ``op`` in ``span([U_scaled, V_j])``; ``U, C`` become them.
+        """Harmonic Ritz vectors of ``op`` in ``span([U D, V_j])``; ``U, C`` become them.
 
-        With ``op [U_scaled, V_j] = [C, V_{j+1}] G`` the harmonic Ritz problem is
+        ``D = diag(d)`` scales ``U`` to unit rows (identity when ``d`` is ``None``). With
+        ``op [U D, V_j] = [C, V_{j+1}] G`` the harmonic Ritz problem is
         ``G^H G z = theta G^H wtv z``; for the chosen ``P``, ``G P = Q R`` gives the new
-        ``C = [C, V_{j+1}] Q`` and ``U = [U_scaled, V_j] P R^{-1}``, so ``C = op U`` still holds.
-        ``Z = M U`` follows from ``[Z_scaled, W_j]`` with the same coefficients.
+        ``C = [C, V_{j+1}] Q`` and ``U = [U D, V_j] P R^{-1}``, so ``C = op U`` still holds.
+        ``Z = M U`` follows from ``[Z D, W_j]`` with the same coefficients. ``D`` is folded
+        into the small coefficient matrix, and ``block`` (``[C; V_{j+1}]`` as one array, when
+        given) makes the new ``C`` one product.
         """
-        kc = len(U_scaled)
+        kc = len(U)
         j = G.shape[1] - kc
         lhs = G.conj().T @ G
         rhs = G.conj().T @ wtv
@@ -305,10 +311,14 @@ class GCRODR(KrylovSolver):
             self._U = self._Z = self._C = None
             return
         F = sla.solve_triangular(R, P[:, piv].T, trans="T").T  # P R^{-1}, (kc + j, rank)
+        Fu = F[:kc] if d is None else F[:kc] * d[:, None]
         dtype = run.system.dtype
-        self._U = np.ascontiguousarray(F[:kc].T @ U_scaled + F[kc:].T @ V[:j], dtype=dtype)
-        self._C = np.ascontiguousarray(Q[:kc].T @ C + Q[kc:].T @ V[: j + 1], dtype=dtype)
+        self._U = np.ascontiguousarray(Fu.T @ U + F[kc:].T @ V[:j], dtype=dtype)
+        if block is not None:
+            self._C = np.ascontiguousarray(Q.T @ block, dtype=dtype)
+        else:
+            self._C = np.ascontiguousarray(Q[:kc].T @ C + Q[kc:].T @ V[: j + 1], dtype=dtype)
         if W is None:
             self._Z = self._U
         else:
-            self._Z = np.ascontiguousarray(F[:kc].T @ Z_scaled + F[kc:].T @ W[:j], dtype=dtype)
+            self._Z = np.ascontiguousarray(Fu.T @ Z + F[kc:].T @ W[:j], dtype=dtype)
