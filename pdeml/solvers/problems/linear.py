@@ -9,12 +9,16 @@ sequence: sorted by the distance between the parameter fields, then solved with
 - ``"direct"``: sparse LU (SuperLU); a factorization is reused while the matrix is unchanged
   (Poisson: one factorization per shard);
 - ``"amg"``: pyamg smoothed aggregation as the preconditioner of CG (GMRES for non-SPD
-  systems), one hierarchy per system;
+  systems); the hierarchy is reused along the sorted sequence and rebuilt when the
+  iteration count grows 1.5x (:class:`AmgSequence`; ``precond_reuse=False`` builds one per
+  system), each system warm-started from its predecessor;
 - ``"gmres"``: GMRES(m) with preconditioner reuse and warm start along the sorted sequence;
 - ``"gcrodr"``: GCRO-DR(m, k), which in addition recycles a ``k``-dimensional subspace;
 - ``"auto"``: the fastest of these for the problem size, from the measurements of
-  ``scripts/bench_solvers.py`` (see :func:`auto_method`): sparse LU up to about 200^2
-  unknowns, AMG + CG above for SPD problems, sparse LU for Helmholtz.
+  ``scripts/bench_solvers.py`` and ``scripts/bench_sequences.py`` (see :func:`auto_method`):
+  sparse LU for a fixed operator (Poisson) and up to about 200^2 unknowns, AMG + CG above
+  for SPD problems, sparse LU for 2-D Helmholtz; the 3-D problems choose AMG + CG (Darcy) and
+  recycled GCRO-DR + ILU (Helmholtz). The method is recorded per sample.
 
 Every solution is checked against ``norm(b - A x) <= rtol * norm(b)`` on the true residual. A
 system that misses it is retried with a stronger method (a fresh preconditioner, then sparse LU,
