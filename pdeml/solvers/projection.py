@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu, spsolve
 
-PRESSURE_METHODS = ("lu", "spsolve", "gcrodr", "gmres")
+PRESSURE_METHODS = ("lu", "spsolve", "gcrodr", "gmres", "amg")
 SIDES = ("left", "right", "bottom", "top")
 
 
@@ -60,29 +60,82 @@ class PressurePoisson:
         ``"spsolve"``: a fresh sparse direct solve each call (no reuse; the baseline);
         ``"gcrodr"``: pdeml's recycling GCRO-DR with an ILU preconditioner built once, the
         previous solution as initial guess and the recycled subspace kept across calls;
-        ``"gmres"``: the same without recycling.
+        ``"gmres"``: the same without recycling; ``"amg"``: CG preconditioned by one
+        smoothed-aggregation V-cycle (pyamg), the hierarchy built once.
     rtol
         Relative tolerance of the Krylov methods (``norm(b - A x) <= rtol * norm(b)``).
+    rebuild_factor
+        After :meth:`update_matrix` the preconditioner (ILU or AMG hierarchy) of an older
+        matrix is kept until a solve needs more than ``rebuild_factor`` times the
+        iterations of the first solve after the last build; then it is rebuilt.
+        ``rebuild_factor=1`` with ``reuse=False`` rebuilds on every update.
+    reuse
+        Keep the preconditioner across :meth:`update_matrix` (the default); ``False``
+        rebuilds it for every new matrix.
     """
 
     def __init__(self, A: sp.spmatrix, method: str = "lu", rtol: float = 1e-10,
-                 m: int = 30, k: int = 10) -> None:
+                 m: int = 30, k: int = 10, rebuild_factor: float = 1.5,
+                 reuse: bool = True) -> None:
         if method not in PRESSURE_METHODS:
             raise ValueError(f"unknown pressure solver '{method}'; use one of "
                              f"{', '.join(PRESSURE_METHODS)}")
         self.A, self.method, self.rtol = A.tocsc(), method, rtol
         self.seconds, self.n_solves, self.n_iter = 0.0, 0, 0
+        self.rebuild_factor, self.reuse = float(rebuild_factor), bool(reuse)
+        self.n_builds, self._baseline = 0, None
         start = time.perf_counter()
         self._lu = splu(self.A) if method == "lu" else None
         self._krylov: Any = None
         self._M: Any = None
         if method in ("gcrodr", "gmres"):
-            from pdeml.solvers.krylov import GCRODR, GMRES, ilu
+            from pdeml.solvers.krylov import GCRODR, GMRES
 
             self._krylov = GCRODR(m=m, k=k) if method == "gcrodr" else GMRES(m=m)
-            self._M = ilu(self.A, drop_tol=1e-3, drop_rule="basic")
+        self._build_preconditioner()
         self.setup_seconds = time.perf_counter() - start
         self._x: np.ndarray | None = None
+
+    def _build_preconditioner(self) -> None:
+        if self.method in ("gcrodr", "gmres"):
+            from pdeml.solvers.krylov import ilu
+
+            self._M = ilu(self.A, drop_tol=1e-3, drop_rule="basic")
+        elif self.method == "amg":
+            from pdeml.solvers.krylov import amg
+
+            self._M = amg(self.A.tocsr())
+        else:
+            return
+        self.n_builds += 1
+        self._baseline = None
+
+    def update_matrix(self, A: sp.spmatrix) -> None:
+        """Replace the matrix (e.g. a density that moved); keep what can be kept.
+
+        ``"lu"`` refactorizes; the Krylov methods and ``"amg"`` keep their preconditioner
+        (rebuilt per the ``reuse``/``rebuild_factor`` rule) and the previous solution as the
+        next initial guess; GCRO-DR keeps its recycled subspace (``C = A U`` is refreshed).
+        """
+        start = time.perf_counter()
+        self.A = A.tocsc()
+        if self.method == "lu":
+            self._lu = splu(self.A)
+        elif not self.reuse:
+            self._build_preconditioner()
+        self.setup_seconds += time.perf_counter() - start
+
+    def _solve_cg(self, b: np.ndarray) -> tuple[np.ndarray, int, int]:
+        from scipy.sparse.linalg import cg
+
+        count = [0]
+
+        def tick(_: Any) -> None:
+            count[0] += 1
+
+        x, info = cg(self.A, b, x0=self._x, rtol=self.rtol, atol=0.0,
+                     maxiter=20 * self.A.shape[0], M=self._M, callback=tick)
+        return x, info, count[0]
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """Solve ``A x = b``; Krylov methods start from the previous solution."""
@@ -92,16 +145,30 @@ class PressurePoisson:
         elif self.method == "spsolve":
             x = spsolve(self.A, b)
         else:
-            res = self._krylov.solve(self.A, b, x0=self._x, rtol=self.rtol, M=self._M,
-                                     maxiter=20 * self.A.shape[0])
-            if res.info != 0:
+            if self.method == "amg":
+                x, info, iters = self._solve_cg(b)
+                resid = float(np.linalg.norm(b - self.A @ x))
+            else:
+                res = self._krylov.solve(self.A, b, x0=self._x, rtol=self.rtol, M=self._M,
+                                         maxiter=20 * self.A.shape[0])
+                x, info, iters, resid = res.x, res.info, res.n_iter, res.residual_norm
+            if info != 0:
                 raise RuntimeError(f"pressure solve ({self.method}) did not converge: "
-                                   f"info {res.info}, residual {res.residual_norm:.2e}")
-            x, self.n_iter = res.x, self.n_iter + res.n_iter
+                                   f"info {info}, residual {resid:.2e}")
+            self.n_iter += iters
+            self._track_growth(iters)
         self._x = x
         self.seconds += time.perf_counter() - start
         self.n_solves += 1
         return x
+
+
+    def _track_growth(self, iters: int) -> None:
+        """Rebuild a stale preconditioner for the next solve when iterations grew."""
+        if self._baseline is None:
+            self._baseline = iters
+        elif iters > self.rebuild_factor * max(self._baseline, 1):
+            self._build_preconditioner()
 
 
 class ProjectionSolver:

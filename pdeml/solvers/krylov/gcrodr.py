@@ -97,18 +97,19 @@ class GCRODR(KrylovSolver):
         ``"right"`` (default): ``U`` lives in the space of ``M^{-1} x`` and ``C = A M U``;
         ``"left"``: ``C = M A U``.
     orthog
-        ``"mgs"`` (default) or ``"cgs2"``, for the Arnoldi vectors (``C`` is always projected
-        out as one matrix product).
+        ``"cgs2"`` (default), ``"dgks"`` or ``"mgs"``, for the Arnoldi vectors (``C`` is always
+        projected out as one matrix product); see :class:`~pdeml.solvers.krylov.GMRES`.
     callback_type
         ``"pr_norm"``: ``callback(estimate)`` per inner iteration; ``"x"``: ``callback(x)`` per
         cycle.
 
     Notes
     -----
-    A change of ``A`` or ``M`` is detected by identity plus a digest of the entries of a sparse
-    or dense matrix (so in-place edits are seen); a ``LinearOperator`` or callable is compared
-    by identity only: pass a new object when it changes. A solve with a different size drops
-    the recycled space; so does a real problem after a complex one.
+    A change of ``A`` or ``M`` is detected from the content of a sparse or dense matrix (a
+    digest of its entries and pattern, so a new object with the same entries is the same
+    operator and ``C`` is not recomputed, and in-place edits are seen); a ``LinearOperator`` or
+    callable is compared by identity only: pass a new object when it changes. A solve with a
+    different size drops the recycled space; so does a real problem after a complex one.
     """
 
     def __init__(
@@ -116,7 +117,7 @@ class GCRODR(KrylovSolver):
         m: int = 40,
         k: int | None = None,
         side: str = "right",
-        orthog: str = "mgs",
+        orthog: str = "cgs2",
         callback_type: str = "pr_norm",
     ) -> None:
         super().__init__(m, side, orthog, callback_type)
@@ -148,13 +149,17 @@ class GCRODR(KrylovSolver):
     def _iterate(self, run: Run) -> None:
         self._adopt(run)
         n, dtype = run.system.n, run.system.dtype
-        V = np.empty((self.m + 1, n), dtype)
+        # C sits directly above V in one buffer, so that Arnoldi orthogonalizes against both
+        # with one product per pass (see gmres._basis_block).
+        self._buffer = np.empty((self.k + self.m + 1, n), dtype)
+        V = self._buffer[self.k:]
         # Right preconditioning keeps M V as well, so that U and M U update together.
         W = np.empty((self.m + 1, n), dtype) if self._keeps_z(run) else None
         if self._U is None:
             self._first_cycle(run, V, W)
         while not run.done:
             self._augmented_cycle(run, V, W)
+        self._buffer = np.empty((0, 0), dtype)  # the workspace is not kept between solves
 
     @staticmethod
     def _keeps_z(run: Run) -> bool:
@@ -240,7 +245,10 @@ class GCRODR(KrylovSolver):
             if not run.done:
                 self._refresh(run, new_precond=False)
             return
-        cyc = arnoldi_cycle(run, V, r, beta, steps, target, self.orthog, C, Z=W)
+        kc = len(C)
+        C_above = self._buffer[self.k - kc: self.k]
+        C_above[...] = C
+        cyc = arnoldi_cycle(run, V, r, beta, steps, target, self.orthog, C_above, Z=W)
         if cyc.nonfinite:
             run.stop(INFO_NONFINITE, "A or M produced NaN or inf")
             return
@@ -263,11 +271,12 @@ class GCRODR(KrylovSolver):
         G[:kc, :kc] = np.diag(d)
         G[:kc, kc:] = bk
         G[kc:, kc:] = hbar
+        # C sits directly above V in the workspace: [C; V_{j+1}] is one block, one product.
+        block = self._buffer[self.k - kc: self.k + j + 1]
         wtv = np.zeros_like(G)
-        wtv[:kc, :kc] = gram(C, U) * d
-        wtv[kc:, :kc] = gram(V[: j + 1], U) * d
+        wtv[:, :kc] = gram(block, U) * d
         wtv[kc:, kc:] = np.eye(j + 1, j)  # V_{j+1}^H V_j; C^H V_j = 0 by construction
-        self._update_recycled(run, V, W, G, wtv, U * d[:, None], Z * d[:, None], C)
+        self._update_recycled(run, V, W, G, wtv, U, Z, C, d, block)
 
     def _update_recycled(
         self,
@@ -276,18 +285,23 @@ class GCRODR(KrylovSolver):
         W: np.ndarray | None,
         G: np.ndarray,
         wtv: np.ndarray,
-        U_scaled: np.ndarray,
-        Z_scaled: np.ndarray,
+        U: np.ndarray,
+        Z: np.ndarray,
         C: np.ndarray,
+        d: np.ndarray | None = None,
+        block: np.ndarray | None = None,
     ) -> None:
-        """Harmonic Ritz vectors of ``op`` in ``span([U_scaled, V_j])``; ``U, C`` become them.
+        """Harmonic Ritz vectors of ``op`` in ``span([U D, V_j])``; ``U, C`` become them.
 
-        With ``op [U_scaled, V_j] = [C, V_{j+1}] G`` the harmonic Ritz problem is
+        ``D = diag(d)`` scales ``U`` to unit rows (identity when ``d`` is ``None``). With
+        ``op [U D, V_j] = [C, V_{j+1}] G`` the harmonic Ritz problem is
         ``G^H G z = theta G^H wtv z``; for the chosen ``P``, ``G P = Q R`` gives the new
-        ``C = [C, V_{j+1}] Q`` and ``U = [U_scaled, V_j] P R^{-1}``, so ``C = op U`` still holds.
-        ``Z = M U`` follows from ``[Z_scaled, W_j]`` with the same coefficients.
+        ``C = [C, V_{j+1}] Q`` and ``U = [U D, V_j] P R^{-1}``, so ``C = op U`` still holds.
+        ``Z = M U`` follows from ``[Z D, W_j]`` with the same coefficients. ``D`` is folded
+        into the small coefficient matrix, and ``block`` (``[C; V_{j+1}]`` as one array, when
+        given) makes the new ``C`` one product.
         """
-        kc = len(U_scaled)
+        kc = len(U)
         j = G.shape[1] - kc
         lhs = G.conj().T @ G
         rhs = G.conj().T @ wtv
@@ -297,10 +311,14 @@ class GCRODR(KrylovSolver):
             self._U = self._Z = self._C = None
             return
         F = sla.solve_triangular(R, P[:, piv].T, trans="T").T  # P R^{-1}, (kc + j, rank)
+        Fu = F[:kc] if d is None else F[:kc] * d[:, None]
         dtype = run.system.dtype
-        self._U = np.ascontiguousarray(F[:kc].T @ U_scaled + F[kc:].T @ V[:j], dtype=dtype)
-        self._C = np.ascontiguousarray(Q[:kc].T @ C + Q[kc:].T @ V[: j + 1], dtype=dtype)
+        self._U = np.ascontiguousarray(Fu.T @ U + F[kc:].T @ V[:j], dtype=dtype)
+        if block is not None:
+            self._C = np.ascontiguousarray(Q.T @ block, dtype=dtype)
+        else:
+            self._C = np.ascontiguousarray(Q[:kc].T @ C + Q[kc:].T @ V[: j + 1], dtype=dtype)
         if W is None:
             self._Z = self._U
         else:
-            self._Z = np.ascontiguousarray(F[:kc].T @ Z_scaled + F[kc:].T @ W[:j], dtype=dtype)
+            self._Z = np.ascontiguousarray(Fu.T @ Z + F[kc:].T @ W[:j], dtype=dtype)

@@ -8,6 +8,7 @@ after every step without forming ``x``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,74 +36,93 @@ def gram(Q: np.ndarray, X: np.ndarray) -> np.ndarray:
     return (Q.conj() if np.iscomplexobj(Q) else Q) @ X.T
 
 
-def orthogonalize(
-    w: np.ndarray, V: np.ndarray, C: np.ndarray | None, orthog: str
-) -> tuple[np.ndarray, np.ndarray | None, float, float]:
-    """Orthogonalize ``w`` in place against the rows of ``C`` and then of ``V``.
+def vnorm(w: np.ndarray) -> float:
+    """Euclidean norm through one dot product (``np.linalg.norm`` costs more per call)."""
+    if w.dtype.kind == "c":
+        return math.sqrt(max(float(np.vdot(w, w).real), 0.0))
+    return math.sqrt(max(float(w @ w), 0.0))
 
-    Returns the coefficients against ``V`` and ``C``, the remaining norm and the norm of ``w``
-    before orthogonalization.
+
+def _project(B: np.ndarray, w: np.ndarray, conj: bool) -> np.ndarray:
+    """``c = B^H w`` and ``w -= B^T c`` in place: one classical Gram-Schmidt pass (BLAS-2)."""
+    c = (B @ w.conj()).conj() if conj else B @ w
+    w -= c @ B
+    return c
+
+
+def orthogonalize(
+    w: np.ndarray, B: np.ndarray, orthog: str
+) -> tuple[np.ndarray, float, float]:
+    """Orthogonalize ``w`` in place against the orthonormal rows of ``B``.
+
+    ``B`` holds every vector to project out as one block (GCRO-DR puts its ``C`` rows
+    directly above the Arnoldi rows), so a classical pass is two BLAS-2 products however
+    many blocks there are. ``"cgs2"``: two classical passes; ``"dgks"``: a second pass only
+    when the first removed more than ``1 - 1/sqrt(2)`` of the norm; ``"mgs"``: modified
+    Gram-Schmidt, one Python step per row, with the same conditional second pass.
+    Returns the coefficients ``B^H w``, the remaining norm and the norm before.
     """
-    norm0 = float(np.linalg.norm(w))
-    c = None
-    if C is not None and len(C):
-        c = hdot(C, w)
-        w -= c @ C
+    conj = w.dtype.kind == "c"
+    norm0 = vnorm(w)
     if orthog == "mgs":
-        h = np.empty(len(V), dtype=w.dtype)
-        for i, v in enumerate(V):
-            h[i] = np.vdot(v, w)
-            w -= h[i] * v
+        coef = np.empty(len(B), dtype=w.dtype)
+        for i, v in enumerate(B):
+            coef[i] = np.vdot(v, w)
+            w -= coef[i] * v
     else:
-        h = hdot(V, w)
-        w -= h @ V
-    hnorm = float(np.linalg.norm(w))
+        coef = _project(B, w, conj)
+    hnorm = vnorm(w)
     if orthog == "cgs2" or hnorm < REORTH_THRESHOLD * norm0:
-        if c is not None:
-            dc = hdot(C, w)
-            w -= dc @ C
-            c += dc
-        dh = hdot(V, w)
-        w -= dh @ V
-        h += dh
-        hnorm = float(np.linalg.norm(w))
-    return h, c, hnorm, norm0
+        coef += _project(B, w, conj)
+        hnorm = vnorm(w)
+    return coef, hnorm, norm0
 
 
 def givens(a: complex, b: complex) -> tuple[float, complex, complex]:
-    """Rotation ``[[c, s], [-conj(s), c]]`` with real ``c`` mapping ``(a, b)`` to ``(r, 0)``."""
+    """Rotation ``[[c, s], [-conj(s), c]]`` with real ``c`` mapping ``(a, b)`` to ``(r, 0)``.
+
+    Works on Python scalars (``float`` or ``complex``): NumPy scalars cost more per operation.
+    """
     if b == 0:
         return 1.0, 0.0, a
     if a == 0:
-        return 0.0, np.conj(b) / abs(b), abs(b)
-    t = float(np.hypot(abs(a), abs(b)))
+        return 0.0, b.conjugate() / abs(b), abs(b)
+    t = math.hypot(abs(a), abs(b))
     phase = a / abs(a)
-    return abs(a) / t, phase * np.conj(b) / t, phase * t
+    return abs(a) / t, phase * b.conjugate() / t, phase * t
 
 
 class GivensLeastSquares:
-    """``min || beta e1 - Hbar y ||`` updated one Hessenberg column at a time."""
+    """``min || beta e1 - Hbar y ||`` updated one Hessenberg column at a time.
+
+    The product of all rotations so far is kept as one small unitary matrix ``Q`` (``Q Hbar =
+    [R; 0]``), so a new column is reduced by one small matrix-vector product ``Q h`` instead
+    of a Python loop over the earlier rotations, and ``g = Q beta e1 = beta Q[:, 0]``.
+    """
 
     def __init__(self, size: int, beta: float, dtype: np.dtype) -> None:
         self.beta = beta
         self.R = np.zeros((size, size), dtype)
-        self.g = np.zeros(size + 1, dtype)
-        self.g[0] = beta
-        self.c = np.zeros(size)
-        self.s = np.zeros(size, dtype)
+        self.Q = np.eye(size + 1, dtype=dtype)
+        self._rot = np.empty((2, 2), dtype)
+
+    @property
+    def g(self) -> np.ndarray:
+        """The rotated right-hand side ``Q beta e1``."""
+        return self.beta * self.Q[:, 0]
 
     def add_column(self, j: int, column: np.ndarray) -> float:
         """Rotate column ``j`` (length ``j + 2``) of ``Hbar``; return the new residual norm."""
-        col = column.astype(self.R.dtype, copy=True)
-        for i in range(j):
-            c, s = self.c[i], self.s[i]
-            col[i], col[i + 1] = c * col[i] + s * col[i + 1], -np.conj(s) * col[i] + c * col[i + 1]
-        c, s, r = givens(col[j], col[j + 1])
-        self.c[j], self.s[j] = c, s
+        Q = self.Q
+        col = Q[: j + 2, : j + 2] @ column
+        c, s, r = givens(col[j].item(), col[j + 1].item())
+        rot = self._rot
+        rot[0, 0], rot[0, 1], rot[1, 0], rot[1, 1] = c, s, -s.conjugate(), c
+        # Only rows j, j+1 of Q change, and they are zero beyond column j+1.
+        Q[j : j + 2, : j + 2] = rot @ Q[j : j + 2, : j + 2]
         col[j] = r
         self.R[: j + 1, j] = col[: j + 1]
-        self.g[j], self.g[j + 1] = c * self.g[j], -np.conj(s) * self.g[j]
-        return float(abs(self.g[j + 1]))
+        return abs(self.beta * Q[j + 1, 0].item())
 
     def solve(self, steps: int, hbar: np.ndarray) -> tuple[np.ndarray, bool]:
         """The minimizer ``y`` and whether the triangular factor was (numerically) singular."""
@@ -129,6 +149,26 @@ class Cycle:
     nonfinite: bool
 
 
+def _basis_block(V: np.ndarray, C: np.ndarray | None) -> tuple[np.ndarray, int]:
+    """One array whose rows are ``C`` then ``V`` (a view when ``C`` already sits above ``V``).
+
+    GCRO-DR allocates ``C`` and ``V`` in one buffer for this; otherwise both are copied into
+    a fresh block and ``V`` must be read back from it (the returned block's rows ``kc:``).
+    """
+    if C is None or not len(C):
+        return V, 0
+    kc = len(C)
+    base = V.base
+    if (base is not None and C.base is base and C.flags.c_contiguous and V.flags.c_contiguous
+            and C.__array_interface__["data"][0] + C.nbytes == V.__array_interface__["data"][0]):
+        start = (C.__array_interface__["data"][0] - base.__array_interface__["data"][0])
+        row = start // (base.strides[0])
+        return base[row:row + kc + len(V)], kc
+    block = np.empty((kc + len(V), V.shape[1]), V.dtype)
+    block[:kc] = C
+    return block, kc
+
+
 def arnoldi_cycle(
     run: Run,
     V: np.ndarray,
@@ -147,35 +187,44 @@ def arnoldi_cycle(
     ``|| beta e1 - Hbar y ||`` and ``bk = C^H op V`` (when ``C`` is given). With right
     preconditioning and a workspace ``Z``, ``Z[j] = M V[j]`` is kept (it is computed anyway),
     which spares the preconditioner products that would map ``V`` to the space of ``x``.
+    ``C`` and ``V`` are orthogonalized against as one block (see :func:`_basis_block`).
     """
     dtype = run.system.dtype
-    V[0] = r / beta
+    block, kc = _basis_block(V, C)
+    Vb = block[kc:]
+    Vb[0] = r / beta
     H = np.zeros((steps + 1, steps), dtype)
     bk = None if C is None else np.zeros((len(C), steps), dtype)
     lsq = GivensLeastSquares(steps, beta, dtype)
     done, estimate, nonfinite = 0, beta, False
+    system = run.system
     for j in range(steps):
         if Z is None:
-            w = run.system.op(V[j])
+            w = system.op(Vb[j])
         else:
-            Z[j] = run.system.precond(V[j])
-            w = np.array(run.system.matvec(Z[j]), dtype=dtype)
-        h, c, hnorm, norm0 = orthogonalize(w, V[: j + 1], C, orthog)
-        if not (np.isfinite(hnorm) and np.all(np.isfinite(h))):
+            Z[j] = system.precond(Vb[j])
+            w = system.matvec_copy(Z[j])
+        coef, hnorm, norm0 = orthogonalize(w, block[: kc + j + 1], orthog)
+        if not (math.isfinite(hnorm) and np.isfinite(coef).all()):
             nonfinite = True
             break
-        H[: j + 1, j] = h
-        if bk is not None and c is not None:
-            bk[:, j] = c
+        H[: j + 1, j] = coef[kc:]
+        if bk is not None:
+            bk[:, j] = coef[:kc]
         invariant = hnorm <= 8 * EPS * norm0
         # An invariant subspace makes the least-squares solution exact; V[j+1] is unused then.
         H[j + 1, j] = 0.0 if invariant else hnorm
-        V[j + 1] = 0.0 if invariant else w / hnorm
+        if invariant:
+            Vb[j + 1] = 0.0
+        else:
+            np.multiply(w, 1.0 / hnorm, out=Vb[j + 1])
         done = j + 1
         estimate = lsq.add_column(j, H[: j + 2, j])
         run.record(estimate)
         if invariant or estimate <= target:
             break
+    if not np.may_share_memory(Vb, V):
+        V[: done + 1] = Vb[: done + 1]
     hbar = H[: done + 1, :done]
     y, singular = lsq.solve(done, hbar) if done else (np.zeros(0, dtype), False)
     return Cycle(done, y, hbar, None if bk is None else bk[:, :done], estimate,
@@ -185,9 +234,10 @@ def arnoldi_cycle(
 class GMRES(KrylovSolver):
     """Restarted GMRES(m) (Saad and Schultz 1986), written in NumPy.
 
-    Arnoldi with modified Gram-Schmidt (reorthogonalized when cancellation is detected) and
-    Givens rotations. Converged when ``norm(b - A @ x) <= max(rtol * norm(b), atol)`` for the
-    true residual of the returned ``x``; the residual is recomputed after every cycle.
+    Arnoldi with classical Gram-Schmidt applied twice (by default) and Givens rotations
+    accumulated in one small unitary matrix. Converged when
+    ``norm(b - A @ x) <= max(rtol * norm(b), atol)`` for the true residual of the returned
+    ``x``; the residual is recomputed after every cycle.
 
     Parameters
     ----------
@@ -196,8 +246,9 @@ class GMRES(KrylovSolver):
     side
         ``"right"`` (default) or ``"left"`` preconditioning.
     orthog
-        ``"mgs"`` (default) or ``"cgs2"`` (classical Gram-Schmidt twice, BLAS-2; faster for
-        small ``n`` where Python overhead dominates).
+        ``"cgs2"`` (default; classical Gram-Schmidt twice, BLAS-2), ``"dgks"`` (classical
+        Gram-Schmidt, repeated only on cancellation) or ``"mgs"`` (modified Gram-Schmidt, one
+        Python step per basis vector; slowest).
     callback_type
         ``"pr_norm"``: ``callback(estimate)`` per inner iteration; ``"x"``: ``callback(x)`` per
         cycle.

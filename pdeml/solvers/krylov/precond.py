@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.linalg import LinearOperator, spilu
+from scipy.sparse.linalg import LinearOperator, spilu, splu
 
-__all__ = ["PRECONDITIONERS", "Preconditioner", "amg", "ilu", "make_preconditioner"]
+__all__ = ["PRECONDITIONERS", "Preconditioner", "amg", "ilu", "ilu0", "jacobi",
+           "make_preconditioner", "ssor"]
 
-PRECONDITIONERS = ("none", "ilu", "amg")
+PRECONDITIONERS = ("none", "ilu", "amg", "jacobi", "sor", "ilu0")
 
 
 class Preconditioner(LinearOperator):
@@ -46,6 +47,11 @@ class Preconditioner(LinearOperator):
         self._apply, self._apply_block = apply, apply_block
         self.kind, self.build_time = kind, build_time
         self.n_applications = 0
+
+    def fast_matvec(self, x: np.ndarray) -> np.ndarray:
+        """``M @ x`` for a vector, without ``LinearOperator``'s argument checks (the solvers)."""
+        self.n_applications += 1
+        return np.asarray(self._call(self._apply, x))
 
     def _call(self, fn: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
         # A real factorization cannot take complex vectors: apply it to both parts.
@@ -135,10 +141,131 @@ def amg(A: Any, cycle: str = "V", **options: Any) -> Preconditioner:
     return Preconditioner(A.shape, A.dtype, op.matvec, "amg", time.perf_counter() - start)
 
 
+def jacobi(A: Any) -> Preconditioner:
+    """Point Jacobi: ``M = diag(A)^{-1}`` (PETSc's ``-pc_type jacobi``).
+
+    Raises
+    ------
+    ValueError
+        When a diagonal entry is zero.
+    """
+    A = _require_matrix(A, "Jacobi")
+    start = time.perf_counter()
+    d = A.diagonal()
+    if not np.all(d != 0):
+        raise ValueError("the Jacobi preconditioner needs a zero-free diagonal")
+    inv = 1.0 / d
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        return (inv * x.T).T
+
+    return Preconditioner(A.shape, A.dtype, apply, "jacobi", time.perf_counter() - start,
+                          apply_block=apply)
+
+
+def _triangular_solver(T: sp.spmatrix) -> Callable[[np.ndarray], np.ndarray]:
+    """Solve with a sparse triangular ``T`` through SuperLU (natural order, no pivoting).
+
+    A triangular matrix is its own LU factor, so SuperLU adds no fill; its compiled solve
+    is ~10x faster than ``scipy.sparse.linalg.spsolve_triangular`` at 80^2 unknowns.
+    """
+    lu = splu(sp.csc_matrix(T), permc_spec="NATURAL", diag_pivot_thresh=0.0,
+              options={"SymmetricMode": True})
+    return lu.solve
+
+
+def ssor(A: Any, omega: float = 1.0) -> Preconditioner:
+    """One symmetric SOR sweep from a zero guess (PETSc's default ``-pc_type sor``).
+
+    ``M = omega (2 - omega) (D + omega U)^{-1} D (D + omega L)^{-1}`` with ``A = L + D + U``:
+    a forward then a backward sweep, as PETSc's ``SOR_LOCAL_SYMMETRIC_SWEEP`` with one
+    iteration. ``omega = 1`` (the default, as PETSc's) is symmetric Gauss-Seidel.
+    """
+    if not 0.0 < omega < 2.0:
+        raise ValueError(f"SOR needs 0 < omega < 2, got {omega}")
+    A = _require_matrix(A, "SOR").tocsr()
+    start = time.perf_counter()
+    d = A.diagonal()
+    if not np.all(d != 0):
+        raise ValueError("the SOR preconditioner needs a zero-free diagonal")
+    D = sp.diags(d)
+    lower = _triangular_solver(D + omega * sp.tril(A, -1))
+    upper = _triangular_solver(D + omega * sp.triu(A, 1))
+    scale = omega * (2.0 - omega)
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        y = lower(np.ascontiguousarray(x))
+        return scale * upper(np.ascontiguousarray((d * y.T).T))
+
+    return Preconditioner(A.shape, A.dtype, apply, "sor", time.perf_counter() - start,
+                          apply_block=apply)
+
+
+def _ilu0_factor(A: sp.csr_matrix) -> np.ndarray:
+    """The ILU(0) values on the pattern of ``A`` (IKJ variant, rows in order).
+
+    Row ``i`` is eliminated with the rows ``k < i`` in its pattern, and updates are kept only
+    where ``A`` already has an entry (no fill). Python loops over the entries: about 0.1 s
+    for 6400 unknowns with a 5-point stencil; fine for benchmarks, not for large systems.
+    """
+    n = A.shape[0]
+    indptr, indices = A.indptr.tolist(), A.indices.tolist()
+    vals = A.data.astype(np.result_type(A.dtype, float)).tolist()
+    diag = [0] * n
+    for i in range(n):
+        row = indices[indptr[i]:indptr[i + 1]]
+        if i not in row:
+            raise ValueError(f"ILU(0) needs a structurally non-zero diagonal (row {i})")
+        diag[i] = indptr[i] + row.index(i)
+    where: dict[int, int] = {}
+    for i in range(n):
+        lo, hi = indptr[i], indptr[i + 1]
+        where = {indices[p]: p for p in range(lo, hi)}
+        for p in range(lo, diag[i]):
+            k = indices[p]
+            pivot = vals[diag[k]]
+            if pivot == 0:
+                raise ValueError(f"ILU(0) hit a zero pivot in row {k}")
+            lik = vals[p] / pivot
+            vals[p] = lik
+            for q in range(diag[k] + 1, indptr[k + 1]):
+                pos = where.get(indices[q])
+                if pos is not None:
+                    vals[pos] -= lik * vals[q]
+    if vals[diag[-1]] == 0:
+        raise ValueError("ILU(0) hit a zero pivot in the last row")
+    return np.asarray(vals)
+
+
+def ilu0(A: Any) -> Preconditioner:
+    """Incomplete LU with zero fill, ILU(0) (PETSc's ``-pc_type ilu`` default level 0).
+
+    ``L`` (unit lower) and ``U`` keep exactly the sparsity pattern of ``A``; rows are taken
+    in their natural order (no reordering, as PETSc's sequential ILU with natural ordering).
+
+    Raises
+    ------
+    ValueError
+        For a structurally zero diagonal entry or a zero pivot.
+    """
+    A = _require_matrix(A, "ILU(0)").tocsr()
+    A.sort_indices()
+    start = time.perf_counter()
+    F = sp.csr_matrix((_ilu0_factor(A), A.indices.copy(), A.indptr.copy()), shape=A.shape)
+    lower = _triangular_solver(sp.tril(F, -1) + sp.eye(A.shape[0], dtype=F.dtype))
+    upper = _triangular_solver(sp.triu(F))
+
+    def apply(x: np.ndarray) -> np.ndarray:
+        return upper(lower(np.ascontiguousarray(x)))
+
+    return Preconditioner(A.shape, F.dtype, apply, "ilu0", time.perf_counter() - start,
+                          apply_block=apply)
+
+
 def make_preconditioner(
     kind: str | Callable[[Any], Any] | None, A: Any, **options: Any
 ) -> Any:
-    """Build a preconditioner for ``A`` by name (``"none"``, ``"ilu"``, ``"amg"``) or builder.
+    """Build a preconditioner for ``A`` by name (one of :data:`PRECONDITIONERS`) or builder.
 
     ``kind`` may also be a callable ``A -> M`` (any preconditioner the solvers accept).
     Returns ``None`` for ``"none"``.
@@ -151,4 +278,7 @@ def make_preconditioner(
         return ilu(A, **options)
     if kind == "amg":
         return amg(A, **options)
+    builders = {"jacobi": jacobi, "sor": ssor, "ilu0": ilu0}
+    if kind in builders:
+        return builders[kind](A, **options)
     raise ValueError(f"unknown preconditioner {kind!r}; use one of {', '.join(PRECONDITIONERS)}")

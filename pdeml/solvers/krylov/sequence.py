@@ -231,6 +231,7 @@ class _SequenceSolver:
         self.baseline: int | None = None
         self.rebuild_next = True
         self.previous: np.ndarray | None = None
+        self.reuse = True
 
     def _build(self, A: Any, kind: Any, st: SystemStats) -> Any:
         start = time.perf_counter()
@@ -265,8 +266,8 @@ class _SequenceSolver:
             x, ok = self._fallback(A, b, x, st)
         if st.rebuilt and self.baseline is None:
             self.baseline = st.n_iter
-        self.rebuild_next = (self.baseline is not None
-                             and st.n_iter > self.factor * max(self.baseline, 1))
+        self.rebuild_next = not self.reuse or (
+            self.baseline is not None and st.n_iter > self.factor * max(self.baseline, 1))
         st.converged = ok
         self.previous = x
         return x
@@ -318,6 +319,7 @@ def solve_sequence(
     progress: bool = False,
     n_systems: int | None = None,
     precond_options: dict[str, Any] | None = None,
+    precond_reuse: bool = True,
 ) -> SequenceResult:
     """Solve ``A_i x_i = b_i`` for a sequence of related systems, recycling along the way.
 
@@ -356,6 +358,9 @@ def solve_sequence(
         Number of systems, needed only when neither ``systems`` nor ``rhs`` has a length.
     precond_options
         Keyword arguments of the preconditioner builder (e.g. ``{"drop_tol": 1e-3}``).
+    precond_reuse
+        ``False`` builds a fresh preconditioner for every system (the baseline that reuse
+        is measured against).
 
     Returns
     -------
@@ -379,6 +384,7 @@ def solve_sequence(
     get_A, get_b = _getter(systems), _rhs_getter(rhs)
     state = _SequenceSolver(solver, precond, precond_rebuild_factor, precond_options or {},
                             warm_start, {"rtol": rtol, "atol": atol, "maxiter": maxiter})
+    state.reuse = precond_reuse
     positions: Any = range(N)
     if progress:
         from tqdm.auto import tqdm

@@ -11,6 +11,8 @@ from pdeml.solvers.problems.darcy_holes import DarcyHoles as DarcyHoles
 from pdeml.solvers.problems.heat import SteadyHeat as SteadyHeat
 from pdeml.solvers.problems.helmholtz import Helmholtz as Helmholtz
 from pdeml.solvers.problems.linear import LinearProblem as LinearProblem
+from pdeml.solvers.problems.linear3d import Darcy3D as Darcy3D
+from pdeml.solvers.problems.linear3d import Helmholtz3D as Helmholtz3D
 from pdeml.solvers.problems.navier_stokes import NavierStokes2D as NavierStokes2D
 from pdeml.solvers.problems.poisson import Poisson as Poisson
 from pdeml.solvers.problems.two_phase import Dam as Dam

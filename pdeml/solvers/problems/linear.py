@@ -9,12 +9,16 @@ sequence: sorted by the distance between the parameter fields, then solved with
 - ``"direct"``: sparse LU (SuperLU); a factorization is reused while the matrix is unchanged
   (Poisson: one factorization per shard);
 - ``"amg"``: pyamg smoothed aggregation as the preconditioner of CG (GMRES for non-SPD
-  systems), one hierarchy per system;
+  systems); the hierarchy is reused along the sorted sequence and rebuilt when the
+  iteration count grows 1.5x (:class:`AmgSequence`; ``precond_reuse=False`` builds one per
+  system), each system warm-started from its predecessor;
 - ``"gmres"``: GMRES(m) with preconditioner reuse and warm start along the sorted sequence;
 - ``"gcrodr"``: GCRO-DR(m, k), which in addition recycles a ``k``-dimensional subspace;
 - ``"auto"``: the fastest of these for the problem size, from the measurements of
-  ``scripts/bench_solvers.py`` (see :func:`auto_method`): sparse LU up to about 200^2
-  unknowns, AMG + CG above for SPD problems, sparse LU for Helmholtz.
+  ``scripts/bench_solvers.py`` and ``scripts/bench_sequences.py`` (see :func:`auto_method`):
+  sparse LU for a fixed operator (Poisson) and up to about 200^2 unknowns, AMG + CG above
+  for SPD problems, sparse LU for 2-D Helmholtz; the 3-D problems choose AMG + CG (Darcy) and
+  recycled GCRO-DR + ILU (Helmholtz). The method is recorded per sample.
 
 Every solution is checked against ``norm(b - A x) <= rtol * norm(b)`` on the true residual. A
 system that misses it is retried with a stronger method (a fresh preconditioner, then sparse LU,
@@ -59,14 +63,19 @@ STAT_VARIABLES = {
 AUTO_ITERATIVE_FROM = 200 * 200
 
 
-def auto_method(n_unknowns: int, spd: bool) -> str:
-    """The solver ``"auto"`` picks for one system of ``n_unknowns`` unknowns.
+def auto_method(n_unknowns: int, spd: bool, fixed_operator: bool = False) -> str:
+    """The solver ``"auto"`` picks for one 2-D system of ``n_unknowns`` unknowns.
 
-    Sparse LU below :data:`AUTO_ITERATIVE_FROM` unknowns (fill-in is still small and it needs
-    no iterations); above it, for SPD systems, smoothed-aggregation AMG + CG, which was
-    measured fastest there (1.55x faster than LU at 256^2, 1.76x at 512^2). Non-SPD systems
-    (Helmholtz) stay on sparse LU: AMG is not a reliable solver for them (not measured).
+    A fixed operator (Poisson: only ``b`` changes) is factorized once per shard, and every
+    further sample costs two triangular solves: nothing iterative competes, so sparse LU.
+    Otherwise sparse LU below :data:`AUTO_ITERATIVE_FROM` unknowns (fill-in is still small
+    and it needs no iterations); above it, for SPD systems, smoothed-aggregation AMG + CG,
+    which was measured fastest there (1.55x faster than LU at 256^2, 1.76x at 512^2).
+    Non-SPD 2-D systems (Helmholtz) stay on sparse LU. The 3-D problems override this
+    (:meth:`pdeml.solvers.problems.linear3d.Darcy3D.auto_choice`).
     """
+    if fixed_operator:
+        return "direct"
     if spd and n_unknowns >= AUTO_ITERATIVE_FROM:
         return "amg"
     return "direct"
@@ -183,30 +192,74 @@ def seeded_amg(A: Any, **options: Any) -> Any:
     return _seeded(amg, A, **options)
 
 
-def _solve_amg(A: sp.csr_matrix, b: np.ndarray, rtol: float, spd: bool, direct: _Direct
-               ) -> tuple[np.ndarray, dict[str, Any]]:
-    """pyamg smoothed aggregation + CG (GMRES when not SPD); sparse LU if it misses rtol."""
-    import pyamg
+class AmgSequence:
+    """AMG-preconditioned CG (GMRES when not SPD) along a sequence, hierarchy reused.
 
-    ml = _seeded(pyamg.smoothed_aggregation_solver, A.tocsr())
-    residuals: list[float] = []
-    x = ml.solve(b, tol=rtol, maxiter=min(500, A.shape[0]), accel="cg" if spd else "gmres",
-                 residuals=residuals)
-    res = _relres(A, b, x)
-    iters = max(len(residuals) - 1, 0)
-    if res <= rtol:
-        return x, _stats("amg", False, iters, iters + 1, res)
-    x, st = direct(A, b, rtol)
-    st.update(solver_fallback=1, solver_iterations=iters)
-    return x, st
+    A smoothed-aggregation hierarchy is built for the first system and kept as the
+    preconditioner of the following ones (each solved on its *own* matrix, so the answer is
+    exact to ``rtol``; only the preconditioner is stale) until the iteration count exceeds
+    ``rebuild_factor`` times the count right after the last build; the next system then gets
+    a fresh hierarchy. ``reuse=False`` builds one per system (pyamg's own solve loop). With
+    ``warm_start`` the previous solution in the order is the initial guess. A system that
+    misses ``rtol`` falls back to sparse LU (recorded as a fallback).
+    """
+
+    def __init__(self, rtol: float, spd: bool, direct: _Direct, reuse: bool = True,
+                 rebuild_factor: float = 1.5, warm_start: bool = True) -> None:
+        self.rtol, self.spd, self.direct, self.reuse = rtol, spd, direct, reuse
+        self.rebuild_factor, self.warm_start = rebuild_factor, warm_start
+        self.M: Any = None
+        self.baseline: int | None = None
+        self.previous: np.ndarray | None = None
+        self.n_builds = 0
+
+    def _iterate(self, A: sp.csr_matrix, b: np.ndarray, x0: Any) -> tuple[np.ndarray, int]:
+        count = [0]
+
+        def tick(_: Any) -> None:
+            count[0] += 1
+
+        maxiter = min(500, A.shape[0])
+        if self.spd:
+            x, _ = spla.cg(A, b, x0=x0, rtol=self.rtol, atol=0.0, maxiter=maxiter, M=self.M,
+                           callback=tick)
+            return x, count[0]
+        res = GMRES(40).solve(A, b, x0=x0, rtol=self.rtol, maxiter=maxiter, M=self.M)
+        return res.x, res.n_iter
+
+    def __call__(self, A: sp.csr_matrix, b: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+        built = self.M is None or not self.reuse
+        if built:
+            self.M, self.baseline = seeded_amg(A.tocsr()), None
+            self.n_builds += 1
+        x0 = self.previous if self.warm_start else None
+        x, iters = self._iterate(A, b, x0)
+        res = _relres(A, b, x)
+        if built:
+            self.baseline = iters
+        elif self.baseline is not None and iters > self.rebuild_factor * max(self.baseline, 1):
+            self.M = None  # stale: the next system gets a fresh hierarchy
+        if res <= self.rtol:
+            self.previous = x
+            return x, _stats("amg", False, iters, iters + 1, res)
+        x, st = self.direct(A, b, self.rtol)
+        st.update(solver_fallback=1, solver_iterations=iters)
+        self.previous = x
+        return x, st
 
 
 def _solve_krylov(As: Sequence[Any], bs: Sequence[np.ndarray], order: np.ndarray, method: str,
-                  rtol: float, precond: str, m: int, k: int) -> tuple[list, list]:
-    """One solver object along the sorted sequence: recycling, precond reuse, warm start."""
-    solver = GCRODR(m, k) if method == "gcrodr" else GMRES(m)
+                  rtol: float, precond: str, m: int, k: int, reuse: bool = True
+                  ) -> tuple[list, list]:
+    """One solver object along the sorted sequence: recycling, precond reuse, warm start.
+
+    Classical Gram-Schmidt twice (``cgs2``), the solvers' default: the same iteration counts
+    as modified Gram-Schmidt and about half the time per iteration.
+    """
+    solver = GCRODR(m, k, orthog="cgs2") if method == "gcrodr" else GMRES(m, orthog="cgs2")
     out = solve_sequence(list(As), list(bs), solver, order=order, rtol=rtol,
-                         precond=seeded_amg if precond == "amg" else precond)
+                         precond=seeded_amg if precond == "amg" else precond,
+                         precond_reuse=reuse)
     xs, stats = list(out.solutions), []
     for A, b, x, st in zip(As, bs, xs, out.stats, strict=True):
         res = _relres(A, b, x)
@@ -233,6 +286,12 @@ class LinearProblem(Problem):
     """
 
     spd: ClassVar[bool] = True
+    fixed_operator: ClassVar[bool] = False
+    """True when every sample has the same matrix (only ``b`` changes): ``auto`` factorizes
+    once, and GCRO-DR's recycled ``C = A U`` stays valid (the fingerprint is by content)."""
+    precond_reuse: bool = True
+    """Keep a preconditioner (AMG hierarchy, ILU) across neighbours of the sorted sequence,
+    rebuilt when the iteration count grows 1.5x (``False``: build one per system)."""
 
     def _setup_solver(self, solver: str = "auto", rtol: float = 1e-8, precond: str = "auto",
                       krylov_m: int = 40, recycle_k: int = 20) -> None:
@@ -288,7 +347,9 @@ class LinearProblem(Problem):
 
     def method_for(self, n_unknowns: int) -> str:
         """The concrete method for systems of this size (resolves ``"auto"``)."""
-        return auto_method(n_unknowns, self.spd) if self.solver == "auto" else self.solver
+        if self.solver != "auto":
+            return self.solver
+        return auto_method(n_unknowns, self.spd, self.fixed_operator)
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return self.sample_batch([rng])[0]
@@ -313,15 +374,16 @@ class LinearProblem(Problem):
         order = (sort_systems(np.stack(features), "fft") if len(As) > 2
                  else np.arange(len(As)))
         direct = _Direct()
+        amg_seq = AmgSequence(self.rtol, self.spd, direct, reuse=self.precond_reuse)
         if method in ("gmres", "gcrodr"):
             precond = self.precond if self.precond != "auto" else ("amg" if self.spd else "ilu")
             xs, stats = _solve_krylov(As, bs, order, method, self.rtol, precond, self.krylov_m,
-                                      self.recycle_k)
+                                      self.recycle_k, self.precond_reuse)
         else:
             xs, stats = [None] * len(As), [None] * len(As)
             for i in order:
                 if method == "amg":
-                    xs[i], stats[i] = _solve_amg(As[i], bs[i], self.rtol, self.spd, direct)
+                    xs[i], stats[i] = amg_seq(As[i], bs[i])
                 else:
                     xs[i], stats[i] = direct(As[i], bs[i], self.rtol)
         self._check(stats, method)

@@ -34,6 +34,7 @@ class Poisson(LinearProblem):
     order: ClassVar[int] = 2
     input_vars: ClassVar[tuple[str, ...]] = ("f",)
     output_vars: ClassVar[tuple[str, ...]] = ("u",)
+    fixed_operator: ClassVar[bool] = True
 
     def __init__(self, resolution: int = 64, alpha: float = 2.0, tau: float = 3.0,
                  scale: float = 1.0, solver: str = "auto", rtol: float = 1e-8,
