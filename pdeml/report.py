@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import html
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -40,29 +41,165 @@ def energy_spectrum(fields: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.arange(len(spectrum)), spectrum
 
 
-def _image(ax: Any, field: np.ndarray, cmap: str, fig: Any) -> None:
+SOLID_COLOUR = "0.45"  # grey: solid cells (mask == 0) in every field panel
+PANELS_KEY = "pdeml:panels"  # PNG text chunk with each panel's colour limits (tests read it)
+
+
+def physical_extent(path: str | Path, index: int = 0) -> tuple[float, float, float, float] | None:
+    """``(x0, x1, y0, y1)`` of sample ``index`` of a pdeml file, in physical units.
+
+    CFD files store ``x, y`` as fractions of each case's domain and the domain size as
+    per-sample parameters (``length`` or ``width``, ``height``); other grids give ``x, y``.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        lx = next((f[k][index] for k in ("length", "width") if k in f and f[k].ndim == 1), None)
+        ly = f["height"][index] if "height" in f and f["height"].ndim == 1 else None
+        if "x" not in f or "y" not in f:
+            return None
+        x, y = np.asarray(f["x"][...], float), np.asarray(f["y"][...], float)
+    if lx is not None and ly is not None:
+        x, y = x * float(lx), y * float(ly)
+    return _edges(x) + _edges(y)
+
+
+def _edges(c: np.ndarray) -> tuple[float, float]:
+    h = float(c[1] - c[0]) if len(c) > 1 else 1.0
+    return float(c[0] - h / 2), float(c[-1] + h / 2)  # imshow's extent is the pixels' edges
+
+
+def sample_mask(path: str | Path, index: int = 0) -> np.ndarray | None:
+    """The fluid ``mask`` (1 fluid, 0 solid) of sample ``index``, when the file has one."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "mask" not in f:
+            return None
+        m = f["mask"]
+        return np.asarray(m[index] if m.ndim == 3 else m[...]) != 0
+
+
+def rel_l2(truth: np.ndarray, pred: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """``||pred - truth|| / ||truth||`` over the fluid cells."""
+    t, p = np.asarray(truth, float), np.asarray(pred, float)
+    if mask is not None and mask.shape == t.shape:
+        t, p = t[mask], p[mask]
+    return float(np.linalg.norm(p - t) / max(np.linalg.norm(t), 1e-30))
+
+
+def _masked(field: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+    if mask is None or mask.shape != field.shape:
+        return np.asarray(field, float)
+    return np.ma.masked_array(np.asarray(field, float), mask=~mask)
+
+
+def _limits(*fields: np.ndarray, symmetric: bool = False) -> tuple[float, float]:
+    values = np.concatenate([np.ma.compressed(np.ma.asarray(f)).ravel() for f in fields])
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return (-1.0, 1.0)
+    if symmetric:
+        m = float(np.abs(values).max()) or 1.0
+        return (-m, m)
+    lo, hi = float(values.min()), float(values.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)
+
+
+def draw_field(ax: Any, fig: Any, field: np.ndarray, clim: tuple[float, float], kind: str,
+               title: str, extent: Sequence[float] | None = None,
+               mask: np.ndarray | None = None) -> None:
+    """One panel: fixed colour limits, physical extent and aspect, solid cells in grey.
+
+    ``kind`` (input / truth / prediction / error) is stored on the image so that
+    :func:`figure_panels` can report what each panel shows.
+    """
+    ax.set_title(title, fontsize=9)
     if field.ndim == 1:
-        ax.plot(field)
+        x = np.linspace(*(extent[:2] if extent else (0, 1)), len(field))
+        ax.plot(x, field, label=kind)
+        ax.set_ylim(*clim), ax.set_xlabel("x")
+        ax.set_gid(json.dumps({"kind": kind, "clim": list(clim)}))
         return
-    im = ax.imshow(field, origin="lower", cmap=cmap)
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    ax.set_xticks([]), ax.set_yticks([])
+    cmap = plt.get_cmap("RdBu_r" if kind == "error" else "viridis").with_extremes(
+        bad=SOLID_COLOUR)
+    im = ax.imshow(_masked(field, mask), origin="lower", cmap=cmap, vmin=clim[0], vmax=clim[1],
+                   extent=tuple(extent) if extent else None, aspect="equal",
+                   interpolation="nearest")
+    im.set_label(kind)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
+    ax.set_xlabel("x", fontsize=8), ax.set_ylabel("y", fontsize=8)
+    ax.tick_params(labelsize=7)
+
+
+def comparison_row(axes: Sequence[Any], fig: Any, name: str, truth: np.ndarray,
+                   pred: np.ndarray, extent: Sequence[float] | None = None,
+                   mask: np.ndarray | None = None, label: str = "") -> float:
+    """Truth | prediction (one shared colour scale) | error (symmetric about zero).
+
+    Returns the relative L2 error of the prediction (over fluid cells), shown in the title.
+    """
+    t, p = _masked(truth, mask), _masked(pred, mask)
+    err = rel_l2(truth, pred, mask)
+    shared = _limits(t, p)
+    draw_field(axes[0], fig, truth, shared, "truth", f"{label}{name}: truth", extent, mask)
+    draw_field(axes[1], fig, pred, shared, "prediction", f"{label}{name}: prediction", extent,
+               mask)
+    draw_field(axes[2], fig, pred - truth, _limits(p - t, symmetric=True), "error",
+               f"{name}: error (rel. L2 {err:.3g})", extent, mask)
+    return err
+
+
+def _panel_size(extent: Sequence[float] | None) -> tuple[float, float]:
+    if not extent:
+        return 3.4, 2.9
+    aspect = (extent[3] - extent[2]) / max(extent[1] - extent[0], 1e-12)
+    return 3.4, max(1.4, min(4.5, 2.8 * aspect + 0.6))
 
 
 def plot_fields(
-    truth: np.ndarray, pred: np.ndarray, names: Sequence[str], path: str | Path, title: str = ""
+    truth: np.ndarray, pred: np.ndarray, names: Sequence[str], path: str | Path, title: str = "",
+    extent: Sequence[float] | None = None, mask: np.ndarray | None = None,
 ) -> Path:
-    """Truth / prediction / error panels of one sample ``(channels, *grid)``, a row per channel."""
+    """Truth / prediction / error panels of one sample ``(channels, *grid)``, a row per channel.
+
+    Truth and prediction share one colour scale, the error's is symmetric about zero; panels
+    keep the physical aspect (``extent = (x0, x1, y0, y1)``), solid cells (``mask == 0``)
+    are grey, titles name the variable and its relative L2 error.
+    """
     n = len(names)
-    fig, axes = plt.subplots(n, 3, figsize=(10, 2.8 * n), squeeze=False)
+    w, h = _panel_size(extent)
+    fig, axes = plt.subplots(n, 3, figsize=(3 * w, h * n), squeeze=False)
     for c, name in enumerate(names):
-        for j, (label, field) in enumerate((("truth", truth[c]), ("prediction", pred[c]),
-                                            ("error", pred[c] - truth[c]))):
-            _image(axes[c, j], field, "RdBu_r" if j == 2 else "viridis", fig)
-            axes[c, j].set_title(f"{name}: {label}")
+        comparison_row(axes[c], fig, name, truth[c], pred[c], extent, mask)
     if title:
         fig.suptitle(title)
     return _save(fig, path)
+
+
+def figure_panels(path: str | Path) -> list[dict[str, Any]]:
+    """What :func:`_save` recorded of a saved figure: each panel's title, kind, colour limits
+    and extent, read from the PNG's text chunk (so tests check the figure, not pixels)."""
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return json.loads(img.text.get(PANELS_KEY, "[]"))
+
+
+def _panel_records(fig: Any) -> list[dict[str, Any]]:
+    records = []
+    for ax in fig.axes:
+        for im in ax.get_images():
+            records.append({"title": ax.get_title(), "kind": im.get_label(),
+                            "clim": [float(v) for v in im.get_clim()],
+                            "extent": [float(v) for v in im.get_extent()],
+                            "aspect": ax.get_aspect() if isinstance(ax.get_aspect(), str)
+                            else float(ax.get_aspect()),
+                            "xlabel": ax.get_xlabel(), "ylabel": ax.get_ylabel(),
+                            "solid_cells": int(np.ma.count_masked(im.get_array()))})
+        if ax.get_gid():
+            records.append({"title": ax.get_title(), **json.loads(ax.get_gid())})
+    return records
 
 
 def plot_spectra(
@@ -101,7 +238,8 @@ def _save(fig: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    metadata = {PANELS_KEY: json.dumps(_panel_records(fig))} if path.suffix == ".png" else None
+    fig.savefig(path, dpi=80, metadata=metadata)
     plt.close(fig)
     return path
 
