@@ -24,6 +24,7 @@ from pdeml.config import load_yaml  # noqa: E402
 from pdeml.datasets.reader import H5Dataset  # noqa: E402
 from pdeml.datasets.schema import DatasetError  # noqa: E402
 from pdeml.metrics import MetricAccumulator  # noqa: E402
+from pdeml.progress import track  # noqa: E402
 from pdeml.trainers.module import OperatorModule, Surrogate  # noqa: E402
 
 
@@ -41,7 +42,8 @@ def evaluate_model(
     if names is None and outputs and len(outputs) == getattr(dataset, "out_channels", -1):
         names = list(outputs)
     acc = MetricAccumulator(names)
-    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for x, y in track(loader, desc="evaluate", unit="batch"):
         acc.update(model(x), y)
     return acc.compute()
 

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pdeml.progress import note
+
 CASES = ("cavity", "channel", "step", "cylinder")
 SWEEPS = ("bc", "prop", "geo")
 BASELINE = "persistence"
@@ -199,6 +201,7 @@ def run_cfd_suite(
            "seed": seed, "progress": progress, "overwrite": overwrite,
            "kwargs": model_kwargs or {}}
     models = [BASELINE] * bool(baseline) + operators
+    ctx["runs"] = [0, len(cases) * len(sweeps) * len(models)]  # done, total: progress lines
     rows, records, figures = [], [], {}
     for case in cases:
         for sweep in sweeps:
@@ -220,6 +223,8 @@ def _case_sweep(case: str, sweep: str, models: list[str],
     spec = rollout_spec(case, paths["train"])
     key, records, figs, curves = f"{case}_{sweep}", [], [], {}
     for op in models:
+        ctx["runs"][0] += 1
+        note(f"run {ctx['runs'][0]}/{ctx['runs'][1]}: {case}/{sweep} {op}")
         if op == BASELINE:
             model, train_s, n_params = _persistence(spec), 0.0, 0
         else:

@@ -79,7 +79,8 @@ class GracefulStop(Callback):
 
     def on_exception(self, trainer: L.Trainer, module: Any, exception: BaseException) -> None:
         # Lightning's own SIGTERM check can fire first (between batches).
-        if isinstance(exception, SIGTERMException) and self.signum is not None:
+        if isinstance(exception, SIGTERMException):
+            self.signum = self.signum or signal.SIGTERM
             trainer.save_checkpoint(self.path)
 
 

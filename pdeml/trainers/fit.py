@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from pdeml.config import ConfigError, load_yaml, merge, validate_section
 from pdeml.datasets.datamodule import PDEDataModule, make_datamodule
@@ -212,7 +214,11 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
     stop.install()
     try:  # Lightning's bars write to sys.stdout: stdout is kept for results
         with contextlib.redirect_stdout(sys.stderr):
-            trainer.fit(module, dm, ckpt_path=last if resume else None)
+            try:
+                trainer.fit(module, dm, ckpt_path=last if resume else None)
+            except SIGTERMException:  # Lightning's own check (a SystemExit: exit code 0)
+                raise TrainingInterrupted(signal.SIGTERM, last, trainer.current_epoch,
+                                          trainer.global_step) from None
             result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt")}
             if dm.test_path:
                 metrics = trainer.test(module, dm, ckpt_path="best", verbose=False)[0]
