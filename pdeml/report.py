@@ -269,31 +269,173 @@ def write_csv(rows: list[dict[str, Any]], columns: Sequence[str], path: str | Pa
     return path
 
 
+METRIC_DEFINITIONS = {
+    "rel_l2": "mean over samples of ||pred - y|| / ||y|| (the training metric)",
+    "nrmse": "PDEBench nRMSE: mean over samples, steps, variables of RMSE / RMS(y)",
+    "nmse": "sum of squared errors / sum of squared targets",
+    "mse": "mean squared error over every point of every sample",
+    "rmse": "root of the pooled mean squared error",
+    "mae": "mean absolute error, pooled",
+    "max_error": "largest absolute error anywhere",
+    "brmse": "RMSE over the grid's outermost layer (boundary)",
+    "frmse_low": "share of the MSE in radial wavenumbers |k| <= 4",
+    "frmse_mid": "share of the MSE in 5 <= |k| <= 12",
+    "frmse_high": "share of the MSE in |k| >= 13",
+    "rollout_rel_l2": "rel_l2 of the free rollout from the first frame, mean over steps",
+    "rollout_rmse": "RMSE of the free rollout, pooled over steps",
+    "rollout_final_rel_l2": "rel_l2 of the free rollout at its last step",
+    "params": "trainable parameters",
+    "train_s": "training wall time in seconds",
+}
+KEY_COLUMNS = ("operator", "params", "train_s", "rel_l2", "nrmse", "rmse", "max_error",
+               "rollout_rel_l2", "rollout_final_rel_l2")
+CAPTIONS = {
+    "fields": "truth, prediction (one colour scale) and error (symmetric scale), sample 0",
+    "spectrum": "energy spectra of truth, prediction and error",
+    "rollout": "relative L2 error against rollout step",
+    "growth": "rollout error of every model against step",
+    "samples": "input, truth, prediction and error of test samples",
+}
+_CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d2433;
+background:#f6f7f9}main{max-width:1200px;margin:0 auto;padding:24px}
+h1{font-size:24px;margin:0 0 4px}h2{font-size:19px;margin:28px 0 8px;border-bottom:2px solid
+#d8dce3;padding-bottom:4px}h3{font-size:15px;margin:16px 0 6px;color:#3a4357}
+.links a{margin-right:12px}.scroll{overflow-x:auto;background:#fff;border:1px solid #d8dce3;
+border-radius:6px}table{border-collapse:collapse;width:100%;font-size:12.5px}
+th,td{padding:4px 8px;border-bottom:1px solid #eceef2;text-align:right;white-space:nowrap}
+th{background:#eef1f5;position:sticky;top:0}td.t,th.t{text-align:left}
+td.best{font-weight:700;color:#0b6b3a;background:#e6f5ec}
+tr.group td{background:#fafbfc;font-weight:600;text-align:left;color:#3a4357}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
+figure{margin:0;background:#fff;border:1px solid #d8dce3;border-radius:6px;padding:6px}
+figure img{width:100%;height:auto;display:block}figcaption{font-size:12px;color:#4a5468;
+padding-top:4px}details{margin:8px 0}pre{background:#fff;border:1px solid #d8dce3;
+padding:8px;border-radius:6px;overflow-x:auto;font-size:12px}.note{color:#5a6478;font-size:12px}
+"""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def _best(rows: list[dict[str, Any]], columns: Sequence[str]) -> dict[str, float]:
+    """Lowest value per error column (lower is better for every metric listed)."""
+    out = {}
+    for c in columns:
+        if c in METRIC_DEFINITIONS and c not in ("params", "train_s"):
+            values = [r[c] for r in rows if _is_number(r.get(c))]
+            if values:
+                out[c] = min(values)
+    return out
+
+
+def _html_table(rows: list[dict[str, Any]], columns: Sequence[str],
+                group_keys: Sequence[str]) -> str:
+    """Rows grouped by ``group_keys`` (a header row per group), the best value of each error
+    column within a group in bold."""
+    shown = [c for c in columns if c not in group_keys]
+    head = "".join(f"<th class='{'t' if c == 'operator' else ''}' title='"
+                   f"{html.escape(METRIC_DEFINITIONS.get(c, c))}'>{html.escape(c)}</th>"
+                   for c in shown)
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(tuple(r.get(k, "") for k in group_keys), []).append(r)
+    body = []
+    for key, members in groups.items():
+        if group_keys:
+            label = " / ".join(f"{k} {v}" for k, v in zip(group_keys, key, strict=True))
+            body.append(f"<tr class='group'><td colspan='{len(shown)}'>{html.escape(label)}"
+                        "</td></tr>")
+        best = _best(members, shown)
+        for r in members:
+            cells = []
+            for c in shown:
+                v = r.get(c, "")
+                cls = "best" if c in best and _is_number(v) and v == best[c] else (
+                    "t" if not _is_number(v) else "")
+                cells.append(f"<td class='{cls}'>{html.escape(_cell(v))}</td>")
+            body.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<div class='scroll'><table><tr>{head}</tr>{''.join(body)}</table></div>"
+
+
+def _data_uri(path: Path) -> str:
+    import base64
+
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def _caption(path: Path) -> tuple[str, str]:
+    """(model or group label, caption) from a figure's file name ``<prefix>_<kind>.png``."""
+    stem = Path(path).stem
+    for kind, text in CAPTIONS.items():
+        if stem == kind or stem.endswith("_" + kind):
+            prefix = stem[: -len(kind)].strip("_").replace("_", " ")
+            return prefix, f"{prefix}: {text}" if prefix else text
+    return "", stem.replace("_", " ")
+
+
+def _figure_grid(images: Sequence[Path]) -> str:
+    """Figures grouped by model (one grid row each), every figure captioned and embedded."""
+    groups: dict[str, list[str]] = {}
+    for p in images:
+        label, caption = _caption(p)
+        model = label.split(" ")[-1] if label else ""
+        groups.setdefault(model, []).append(
+            f"<figure><img src='{_data_uri(p)}' alt='{html.escape(caption)}'>"
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return "".join(f"<div class='grid'>{''.join(figs)}</div><div style='height:10px'></div>"
+                   for figs in groups.values())
+
+
 def write_index(
     path: str | Path, title: str, rows: list[dict[str, Any]], columns: Sequence[str],
     figures: dict[str, list[Path]], links: Sequence[Path] = (),
+    settings: dict[str, Any] | None = None, group_by: str | None = "case",
 ) -> Path:
-    """An HTML page with the results table, links to the table files, and every figure."""
+    """A self-contained, styled HTML report (figures embedded as data URIs).
+
+    One results table per ``group_by`` value (e.g. per case: rows grouped by sweep, the key
+    metric columns, the best value of each error column per group in bold; every column in a
+    collapsed full table), the metric definitions, the run ``settings`` and one captioned
+    figure grid per entry of ``figures`` (a row per model).
+    """
+    import yaml
+
     path = Path(path)
     root = path.parent
 
     def rel(p: Path) -> str:
         return html.escape(str(Path(p).resolve().relative_to(root.resolve())))
 
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(r.get(c, '')))}</td>"
-                                     for c in columns) + "</tr>" for r in rows)
+    key_cols = [c for c in KEY_COLUMNS if c in columns] or list(columns)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
-             "</title><style>table{border-collapse:collapse}td,th{border:1px solid #999;"
-             "padding:2px 6px;font:12px monospace}img{max-width:32%}</style></head><body>",
+             f"</title><style>{_CSS}</style></head><body><main>",
              f"<h1>{html.escape(title)}</h1>",
-             "<p>" + " · ".join(f"<a href='{rel(p)}'>{html.escape(Path(p).name)}</a>"
-                                for p in links) + "</p>",
-             f"<table><tr>{head}</tr>{body}</table>"]
+             "<p class='links'>" + "".join(f"<a href='{rel(p)}'>{html.escape(Path(p).name)}</a>"
+                                           for p in links) + "</p>",
+             "<h2>Results</h2><p class='note'>Test-set errors, lower is better; the best value "
+             "of each column within a group is <b>bold</b>. Hover a header for its meaning.</p>"]
+    problems: dict[Any, list[dict[str, Any]]] = {}
+    for r in rows:
+        problems.setdefault(r.get(group_by) if group_by else "", []).append(r)
+    inner = [k for k in ("sweep",) if k in columns and k != group_by]
+    for problem, members in problems.items():
+        if group_by:
+            parts.append(f"<h3>{html.escape(str(problem))}</h3>")
+        parts.append(_html_table(members, [c for c in columns if c in key_cols or c in inner],
+                                 inner))
+    parts.append("<details><summary>All columns</summary>"
+                 + _html_table(rows, columns, ()) + "</details>")
+    used = [c for c in columns if c in METRIC_DEFINITIONS]
+    parts.append("<h2>Metric definitions</h2><div class='scroll'><table>" + "".join(
+        f"<tr><td class='t'><code>{html.escape(c)}</code></td><td class='t'>"
+        f"{html.escape(METRIC_DEFINITIONS[c])}</td></tr>" for c in used) + "</table></div>")
+    if settings:
+        parts.append("<h2>Run settings</h2><pre>" + html.escape(
+            yaml.safe_dump(settings, sort_keys=False, default_flow_style=None)) + "</pre>")
+    parts.append("<h2>Figures</h2>")
     for section, images in figures.items():
-        parts.append(f"<h2>{html.escape(section)}</h2><p>")
-        parts += [f"<a href='{rel(p)}'><img src='{rel(p)}' alt='{html.escape(p.name)}'></a>"
-                  for p in images]
-        parts.append("</p>")
-    path.write_text("\n".join(parts) + "</body></html>\n")
+        parts.append(f"<h3>{html.escape(section)}</h3>{_figure_grid(images)}")
+    path.write_text("\n".join(parts) + "</main></body></html>\n")
     return path

@@ -256,7 +256,8 @@ def _write(out: Path, rows: list[dict[str, Any]], records: list[tuple], figures:
     title = f"pdeml CFD suite ({summary['size']})"
     files["index"] = report.write_index(out / "index.html", title, rows, COLUMNS, figures,
                                         links=[files[k] for k in ("markdown", "csv", "netcdf",
-                                                                  "json")])
+                                                                  "json")],
+                                        settings={"size": summary["size"], **cfg})
     return {k: str(v) for k, v in files.items()}
 
 

@@ -82,7 +82,7 @@ def shrink(text: str) -> str:
 
     keys = "|".join(sorted((k for k in SIZE_CAPS if k not in SPLITS), key=len, reverse=True))
     keys_re = keys.replace("_", "[_-]")
-    text = re.sub(rf"(?P<head>(?<![\w-])(?:--)?(?P<key>{keys_re})(?:\s*[=:]\s*|\s+))"
+    text = re.sub(rf"(?P<head>(?<![\w-])(?:--)?(?P<key>{keys_re})[\"']?(?:\s*[=:]\s*|\s+))"
                   r"(?P<value>\d+)\b", cap, text)
     return re.sub(r"(?P<head>[\"'](?P<key>train|val|test)[\"']\s*:\s*)(?P<value>\d+)\b",
                   cap, text)
@@ -177,15 +177,17 @@ def test_readme_block(block: Block, workspace: Path, capfd) -> None:
 def test_shrink_caps_only_the_listed_sizes() -> None:
     text = ('pdeml generate darcy --set resolution=64 --n-train 1000 --n-test 2 --seed 7\n'
             'trainer.max_epochs=20 "train": 1000, "test": 200, n_layers=4 capacity: 1024\n'
-            'x.resolution: 3 hidden_channels: 32 --epochs 30 --set trainer.max_epochs=1')
+            'x.resolution: 3 hidden_channels: 32 --epochs 30 --set trainer.max_epochs=1\n'
+            '{"resolution": 32, "solver": "direct"}')
     assert shrink(text) == (
         'pdeml generate darcy --set resolution=16 --n-train 8 --n-test 2 --seed 7\n'
         'trainer.max_epochs=2 "train": 8, "test": 4, n_layers=4 capacity: 32\n'
-        'x.resolution: 3 hidden_channels: 32 --epochs 1 --set trainer.max_epochs=1')
+        'x.resolution: 3 hidden_channels: 32 --epochs 1 --set trainer.max_epochs=1\n'
+        '{"resolution": 16, "solver": "direct"}')
 
 
 def test_blocks_and_skip_marker_are_found() -> None:
     text = "a\n```bash\necho 1 \\\n  2\n```\n" + SKIP_MARK + "\n```python\nx = 1\n```\n"
     blocks = readme_blocks(text)
     assert [(b.lang, b.line, b.skip) for b in blocks] == [("bash", 2, False), ("python", 7, True)]
-    assert shell_commands(blocks[0]) == [(3, "echo 1  2")]
+    assert shell_commands(blocks[0]) == [(3, "echo 1    2")]
