@@ -309,7 +309,8 @@ td.best{font-weight:700;color:#0b6b3a;background:#e6f5ec}
 tr.group td{background:#fafbfc;font-weight:600;text-align:left;color:#3a4357}
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:12px}
 figure{margin:0;background:#fff;border:1px solid #d8dce3;border-radius:6px;padding:6px}
-figure img{width:100%;height:auto;display:block}figcaption{font-size:12px;color:#4a5468;
+figure.wide{grid-column:span 2}figure img{width:100%;height:auto;display:block}
+figcaption{font-size:12px;color:#4a5468;
 padding-top:4px}details{margin:8px 0}pre{background:#fff;border:1px solid #d8dce3;
 padding:8px;border-radius:6px;overflow-x:auto;font-size:12px}.note{color:#5a6478;font-size:12px}
 """
@@ -381,8 +382,9 @@ def _figure_grid(images: Sequence[Path]) -> str:
     for p in images:
         label, caption = _caption(p)
         model = label.split(" ")[-1] if label else ""
+        wide = " class='wide'" if Path(p).stem.endswith(("fields", "samples")) else ""
         groups.setdefault(model, []).append(
-            f"<figure><img src='{_data_uri(p)}' alt='{html.escape(caption)}'>"
+            f"<figure{wide}><img src='{_data_uri(p)}' alt='{html.escape(caption)}'>"
             f"<figcaption>{html.escape(caption)}</figcaption></figure>")
     return "".join(f"<div class='grid'>{''.join(figs)}</div><div style='height:10px'></div>"
                    for figs in groups.values())

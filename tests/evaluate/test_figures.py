@@ -51,3 +51,23 @@ def test_evaluate_samples_figure_reads_back(trained_run, tmp_path):
         assert x1 - x0 == pytest.approx(y1 - y0) and x0 < 0 < 1 < x1
         assert "rel. L2" in e["title"] and t["title"].startswith("u: truth")
     assert kinds["input"][0]["title"] == "sample 0: a"
+
+
+def test_index_page_is_self_contained_styled_and_marks_the_best(tmp_path):
+    import re
+
+    truth = np.random.default_rng(0).normal(size=(1, 8, 8))
+    figs = [report.plot_fields(truth, truth * 0.9, ["u"], tmp_path / "cavity_bc_FNO_fields.png"),
+            report.plot_error_growth({"FNO": [0.1, 0.2]}, tmp_path / "cavity_bc_growth.png")]
+    rows = [{"case": "cavity", "sweep": "bc", "operator": "persistence", "rel_l2": 0.3},
+            {"case": "cavity", "sweep": "bc", "operator": "FNO", "rel_l2": 0.1},
+            {"case": "step", "sweep": "bc", "operator": "FNO", "rel_l2": 0.5}]
+    page = report.write_index(tmp_path / "index.html", "suite", rows,
+                              ("case", "sweep", "operator", "rel_l2"), {"cavity / bc": figs},
+                              settings={"epochs": 3}).read_text()
+    assert "<style>" in page and page.count("data:image/png;base64,") == 2
+    assert not re.search(r"src='(?!data:)", page)  # nothing outside the page
+    assert "<td class='best'>0.1</td>" in page and "<td class='best'>0.3</td>" not in page
+    assert "<td class='best'>0.5</td>" in page  # best of its own case
+    assert "FNO: truth, prediction (one colour scale)" in page and "<figcaption>" in page
+    assert "epochs: 3" in page and "mean over samples of ||pred - y||" in page
