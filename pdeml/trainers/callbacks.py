@@ -34,7 +34,8 @@ class TrainingInterrupted(Exception):
 
 
 class GracefulStop(Callback):
-    """On SIGTERM/SIGINT: finish the current batch, save ``path``, raise TrainingInterrupted.
+    """On SIGTERM/SIGINT: finish the current training batch (or, during validation, the epoch
+    with its logging), save ``path``, raise TrainingInterrupted.
 
     A second SIGINT raises ``KeyboardInterrupt`` at once. Handlers are installed by
     :meth:`install` and put back by :meth:`restore` (signals can only be caught in the main
@@ -44,6 +45,7 @@ class GracefulStop(Callback):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.signum: int | None = None
+        self._trainer: L.Trainer | None = None
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -63,6 +65,14 @@ class GracefulStop(Callback):
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
+        # Between batches Lightning's own check stops the loop after the epoch's metrics are
+        # logged (it raises SIGTERMException, caught in on_exception); SIGINT joins that path.
+        connector = getattr(self._trainer, "_signal_connector", None)
+        if connector is not None:
+            connector.received_sigterm = True
+
+    def on_fit_start(self, trainer: L.Trainer, *args: Any) -> None:
+        self._trainer = trainer
 
     def _stop(self, trainer: L.Trainer) -> None:
         signum = self.signum or signal.SIGTERM
@@ -71,10 +81,6 @@ class GracefulStop(Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
         if self.signum is not None:
-            self._stop(trainer)
-
-    def on_validation_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self.signum is not None and not trainer.sanity_checking:
             self._stop(trainer)
 
     def on_exception(self, trainer: L.Trainer, module: Any, exception: BaseException) -> None:

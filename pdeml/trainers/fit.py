@@ -217,8 +217,8 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
             try:
                 trainer.fit(module, dm, ckpt_path=last if resume else None)
             except SIGTERMException:  # Lightning's own check (a SystemExit: exit code 0)
-                raise TrainingInterrupted(signal.SIGTERM, last, trainer.current_epoch,
-                                          trainer.global_step) from None
+                raise TrainingInterrupted(stop.signum or signal.SIGTERM, last,
+                                          trainer.current_epoch, trainer.global_step) from None
             result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt")}
             if dm.test_path:
                 metrics = trainer.test(module, dm, ckpt_path="best", verbose=False)[0]
