@@ -376,8 +376,9 @@ def _caption(path: Path) -> tuple[str, str]:
     return "", stem.replace("_", " ")
 
 
-def _figure_grid(images: Sequence[Path]) -> str:
-    """Figures grouped by model (one grid row each), every figure captioned and embedded."""
+def _figure_grid(images: Sequence[Path], rel: Any) -> str:
+    """Figures grouped by model (one grid row each), every figure captioned and embedded
+    (with a link to the PNG file beside the page)."""
     groups: dict[str, list[str]] = {}
     for p in images:
         label, caption = _caption(p)
@@ -385,7 +386,8 @@ def _figure_grid(images: Sequence[Path]) -> str:
         wide = " class='wide'" if Path(p).stem.endswith(("fields", "samples")) else ""
         groups.setdefault(model, []).append(
             f"<figure{wide}><img src='{_data_uri(p)}' alt='{html.escape(caption)}'>"
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+            f"<figcaption>{html.escape(caption)} (<a href='{rel(p)}'>png</a>)</figcaption>"
+            "</figure>")
     return "".join(f"<div class='grid'>{''.join(figs)}</div><div style='height:10px'></div>"
                    for figs in groups.values())
 
@@ -438,6 +440,6 @@ def write_index(
             yaml.safe_dump(settings, sort_keys=False, default_flow_style=None)) + "</pre>")
     parts.append("<h2>Figures</h2>")
     for section, images in figures.items():
-        parts.append(f"<h3>{html.escape(section)}</h3>{_figure_grid(images)}")
+        parts.append(f"<h3>{html.escape(section)}</h3>{_figure_grid(images, rel)}")
     path.write_text("\n".join(parts) + "</main></body></html>\n")
     return path

@@ -67,6 +67,7 @@ def test_index_page_is_self_contained_styled_and_marks_the_best(tmp_path):
                               settings={"epochs": 3}).read_text()
     assert "<style>" in page and page.count("data:image/png;base64,") == 2
     assert not re.search(r"src='(?!data:)", page)  # nothing outside the page
+    assert "<a href='cavity_bc_FNO_fields.png'>png</a>" in page  # and the file beside it
     assert "<td class='best'>0.1</td>" in page and "<td class='best'>0.3</td>" not in page
     assert "<td class='best'>0.5</td>" in page  # best of its own case
     assert "FNO: truth, prediction (one colour scale)" in page and "<figcaption>" in page
