@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -48,16 +52,35 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("nothing to generate: every split has 0 samples")
     paths = generate_dataset(problem, args.out, splits, seed=int(spec["seed"]),
                              chunk=int(spec["chunk"]), overwrite=args.overwrite,
-                             progress=not args.no_progress, scheduler=args.scheduler,
+                             progress=not args.no_progress and _progress_on(),
+                             scheduler=args.scheduler,
                              n_workers=args.n_workers)
     return {k: str(v) for k, v in paths.items()}
 
 
-def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
-    from pdeml.config import compose
-    from pdeml.trainers.fit import train
+def _progress_on() -> bool:
+    from pdeml.progress import enabled
 
-    return train(compose(args.config, args.set), args.out, resume=args.resume)
+    return enabled()
+
+
+def _cmd_train(args: argparse.Namespace) -> dict[str, Any] | str:
+    from pdeml.config import compose
+    from pdeml.trainers.fit import resolve_config, train
+
+    if args.print_config:
+        import yaml
+
+        cfg = compose(args.config, args.set)
+        return yaml.safe_dump(resolve_config(cfg, link=True), sort_keys=False).rstrip("\n")
+    if not args.out:
+        raise ValueError("name the run folder with --out")
+    if args.resume:  # the run's saved config is the base; only --set changes it
+        if args.config:
+            _note("--resume continues with the run's saved config.yaml; --config files are "
+                  "ignored (use --set to change a setting)")
+        return train(compose([], args.set), args.out, resume=True)
+    return train(compose(args.config, args.set), args.out)
 
 
 def _cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,14 +178,14 @@ def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.export import predict
 
     path = predict(args.model, args.input, args.out, batch_size=args.batch_size,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress and _progress_on())
     return {"output": str(path)}
 
 
-def _cmd_demo(args: argparse.Namespace) -> dict[str, Any]:
+def _cmd_demo(args: argparse.Namespace) -> str:
     from pdeml.demo import run_demo
 
-    return run_demo(args.out, epochs=args.epochs, n_train=args.n_train)
+    return run_demo(args.out, epochs=args.epochs, n_train=args.n_train, echo=False)["summary"]
 
 
 def _modes_arg(text: str) -> str:
@@ -171,36 +194,74 @@ def _modes_arg(text: str) -> str:
     return text
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with one sub-command per verb."""
-    p = _Parser(prog="pdeml", description="PDE surrogates: generate, train, evaluate, export.")
-    sub = p.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+def _examples(*lines: str) -> str:
+    return "example:\n" + "\n".join(f"  {line}" for line in lines)
 
-    g = sub.add_parser("generate", help="solve a PDE family and write HDF5 splits")
-    g.add_argument("problem", nargs="?", default=None, help="problem name, e.g. darcy")
-    g.add_argument("--config", help="YAML with problem, n_train, n_test, seed, options")
+
+def _verb(sub: Any, name: str, help_: str, examples: Sequence[str], func: Callable) -> Any:
+    v = sub.add_parser(name, help=help_, description=help_[0].upper() + help_[1:] + ".",
+                       epilog=_examples(*examples),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    v.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress on stderr and no JSON on stdout (errors still shown)")
+    v.set_defaults(func=func)
+    return v
+
+
+def _add_generate(sub: Any) -> None:
+    g = _verb(sub, "generate", "solve a PDE family and write HDF5 splits", (
+        "pdeml generate darcy --set resolution=64 --n-train 1000 --n-test 200 --out data/darcy",
+        "pdeml generate --config configs/data/darcy_pwc.yaml --out data/darcy_pwc"),
+        _cmd_generate)
+    g.add_argument("problem", nargs="?", default=None,
+                   help="problem name (`pdeml list problems` shows them and their options)")
+    g.add_argument("--config", help="YAML with problem, n_train, n_val, n_test, seed, options")
     g.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="problem option, e.g. resolution=64 (repeatable)")
+                   help="problem option, e.g. resolution=64 (repeatable; value parsed as YAML)")
     g.add_argument("--out", required=True, help="output folder (one <split>.h5 per split)")
-    for split in ("train", "val", "test"):
-        g.add_argument(f"--n-{split}", dest=f"n_{split}", type=int, default=None)
-    g.add_argument("--seed", type=int, default=None)
+    for split, n in (("train", 256), ("val", 0), ("test", 64)):
+        g.add_argument(f"--n-{split}", dest=f"n_{split}", type=int, default=None, metavar="N",
+                       help=f"samples in {split}.h5 (default {n}; 0 skips the split)")
+    g.add_argument("--seed", type=int, default=None,
+                   help="base seed; sample i of a split depends only on (seed, split, i)")
     g.add_argument("--overwrite", action="store_true", help="replace existing files")
     g.add_argument("--scheduler", default=None,
                    help="Dask: 'local' (a LocalCluster) or a scheduler address; default serial")
     g.add_argument("--n-workers", type=int, default=None, help="LocalCluster worker processes")
-    g.add_argument("--no-progress", action="store_true")
-    g.set_defaults(func=_cmd_generate)
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    t = sub.add_parser("train", help="train an operator from YAML configs")
-    t.add_argument("--config", action="append", default=[], help="YAML (repeatable, merged)")
-    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    t.add_argument("--out", required=True, help="run folder")
-    t.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last")
-    t.set_defaults(func=_cmd_train)
 
-    f = sub.add_parser("finetune", help="spectral fine-tuning of a trained run's last layer, "
-                                        "or per-trajectory refinement (--per-trajectory)")
+def _add_train(sub: Any) -> None:
+    t = _verb(sub, "train", "train an operator from YAML configs", (
+        "pdeml train --config configs/experiment/darcy_fno.yaml --set trainer.max_epochs=20 "
+        "--out runs/fno",
+        "pdeml train --out runs/fno --resume          # after a kill",
+        "pdeml train --config configs/experiment/darcy_fno.yaml --print-config",
+        "pdeml train --config configs/experiment/darcy_fno.yaml --out runs/es \\",
+        "    --set 'trainer.callbacks=[{name: EarlyStopping, monitor: val_l2, patience: 5}]' \\",
+        "    --set trainer.logger=false",
+        "`pdeml list settings` lists every config key with its type, default and meaning."),
+        _cmd_train)
+    t.add_argument("--config", action="append", default=[],
+                   help="YAML with sections seed, data, model, module, trainer (repeatable; "
+                        "later files override earlier ones)")
+    t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one setting, e.g. trainer.max_epochs=20 (repeatable; value "
+                        "parsed as YAML)")
+    t.add_argument("--out", help="run folder (config.yaml, checkpoints/, logs/, metrics.json)")
+    t.add_argument("--resume", action="store_true",
+                   help="continue <out>/checkpoints/last.ckpt with the run's saved config")
+    t.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (defaults, overrides, sizes linked from the "
+                        "data) as YAML and exit")
+
+
+def _add_finetune(sub: Any) -> None:
+    f = _verb(sub, "finetune", "spectral fine-tuning of a trained run's last layer, or "
+              "per-trajectory refinement (--per-trajectory)", (
+        "pdeml finetune runs/fno --out runs/fno_ft --epochs 20",
+        "pdeml finetune runs/ns_st --out runs/ns_refined --per-trajectory --steps 100",
+        "pdeml finetune runs/ns --out runs/ns_res --mode residual --modes 32"), _cmd_finetune)
     f.add_argument("run", help="run folder or checkpoint")
     f.add_argument("--out", required=True, help="new run folder")
     f.add_argument("--mode", choices=("data", "residual"), default="data",
@@ -212,12 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="residual mode: Sobolev order of the residual norm (default -1)")
     f.add_argument("--residual-inputs", choices=("train", "test", "train+test"),
                    default="train", help="residual mode: whose inputs (labels unused)")
-    f.add_argument("--lr", type=float)
-    f.add_argument("--epochs", type=int)
-    f.add_argument("--batch-size", type=int)
+    f.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
+    f.add_argument("--epochs", type=int, help="maximum epochs (default 50)")
+    f.add_argument("--batch-size", type=int, help="samples per step (default 16)")
     f.add_argument("--patience", type=int, help="epochs without validation gain before stop")
     f.add_argument("--max-time", type=float, help="wall-clock limit in seconds")
-    f.add_argument("--seed", type=int)
+    f.add_argument("--seed", type=int, help="seed of the shuffling and validation split")
     f.add_argument("--per-trajectory", action="store_true",
                    help="Spectral-Refiner: refine each test trajectory of a spatiotemporal run "
                         "on its own, label-free (H^-1 Navier-Stokes residual on the fine grid)")
@@ -228,13 +289,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--data", help="--per-trajectory: test file (default: the run's data.test)")
     f.add_argument("--field", help="--per-trajectory: windowed variable to refine on "
                                     "(default: <field>_fine when the file has it)")
-    f.set_defaults(func=_cmd_finetune)
 
-    e = sub.add_parser("evaluate", help="metrics and figures of a trained run, or a suite")
+
+def _add_evaluate(sub: Any) -> None:
+    e = _verb(sub, "evaluate", "metrics and figures of a trained run, or a benchmark suite", (
+        "pdeml evaluate runs/fno",
+        "pdeml evaluate runs/fno --data data/other/test.h5 --out runs/fno/eval_other",
+        "pdeml evaluate --suite cfd --cases cavity --sweeps bc --out runs/cfd"), _cmd_evaluate)
     e.add_argument("run", nargs="?", help="run folder or checkpoint")
     e.add_argument("--data", help="test HDF5 file (default: the run's data.test)")
     e.add_argument("--out", help="output folder (default: <run>/eval; runs/cfd_suite)")
-    e.add_argument("--n-plots", type=int, default=4)
+    e.add_argument("--n-plots", type=int, default=4, help="samples drawn in samples.png")
     e.add_argument("--suite", choices=("cfd",), help="train and evaluate a benchmark suite")
     e.add_argument("--cases", help="suite cases, e.g. cavity,step (default: all four)")
     e.add_argument("--sweeps", help="suite sweeps, e.g. bc,prop (default: bc,prop,geo)")
@@ -245,20 +310,26 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--set", action="append", default=[], metavar="OPERATOR.KEY=VALUE",
                    help="suite operator argument, e.g. FNO.n_modes=[16,16] (repeatable)")
     e.add_argument("--data-dir", help="suite data folder (default: <out>/data)")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--seed", type=int, default=0, help="suite seed (data and training)")
     e.add_argument("--no-baseline", action="store_true", help="skip the persistence baseline")
     e.add_argument("--overwrite", action="store_true", help="retrain finished suite runs")
-    e.add_argument("--progress", action="store_true", help="show suite progress bars")
+    e.add_argument("--progress", action="store_true",
+                   help="suite: also show generation and training bars (run lines always show)")
     e.add_argument("--case-list", choices=("random", "cfdbench"), default="random",
                    help="suite cases: random draws, or CFDBench's case lists and protocol")
     e.add_argument("--nonauto", action="store_true",
                    help="suite: also CFDBench's non-autoregressive task")
     e.add_argument("--no-mask", action="store_true",
                    help="suite: score solid cells too (default: fluid points only)")
-    e.set_defaults(func=_cmd_evaluate)
 
-    m = sub.add_parser("import", help="convert an outside dataset into a pdeml HDF5 file")
-    m.add_argument("format", choices=("fno-mat", "pdebench", "neuraloperator", "cfdbench"))
+
+def _add_io(sub: Any) -> None:
+    m = _verb(sub, "import", "convert an outside dataset into a pdeml HDF5 file", (
+        "pdeml import neuraloperator darcy_train_16.pt --out darcy16.h5",
+        "pdeml import pdebench 2D_diff-react_NA_NA.h5 --out rd.h5 --names u,v --limit 100"),
+        _cmd_import)
+    m.add_argument("format", choices=("fno-mat", "pdebench", "neuraloperator", "cfdbench"),
+                   help="source format")
     m.add_argument("src", help="source file (or CFDBench folder)")
     m.add_argument("--out", required=True, help="target .h5 file")
     m.add_argument("--inputs", nargs="+", help="declared input selectors, e.g. a or u[0]")
@@ -268,46 +339,162 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--subsets", help="cfdbench: subsets of a problem folder, e.g. prop_bc")
     m.add_argument("--split", choices=("train", "val", "test"),
                    help="cfdbench: only this part of CFDBench's seeded 8:1:1 case split")
-    m.set_defaults(func=_cmd_import)
 
-    x = sub.add_parser("export", help="export a run to .pt2 (torch.export) or .onnx + model card")
+    x = _verb(sub, "export", "export a run to .pt2 (torch.export) or .onnx + model card", (
+        "pdeml export runs/fno --out model/fno.pt2",
+        "pdeml export runs/fno --out model/fno.onnx --fixed-resolution"), _cmd_export)
     x.add_argument("run", help="run folder or checkpoint")
-    x.add_argument("--out", required=True, help="target .pt2 or .onnx file")
+    x.add_argument("--out", required=True, help="target .pt2 or .onnx file (suffix decides)")
     x.add_argument("--fixed-resolution", action="store_true",
                    help="export for the training grid only (default: dynamic when possible)")
-    x.set_defaults(func=_cmd_export)
 
-    r = sub.add_parser("predict", help="run an exported surrogate on .npy or HDF5 input")
+    r = _verb(sub, "predict", "run an exported surrogate on .npy or HDF5 input", (
+        "pdeml predict model/fno.pt2 data/darcy_pwc/test.h5 --out pred.npy",), _cmd_predict)
     r.add_argument("model", help="exported .pt2 or .onnx file")
     r.add_argument("input", help=".npy (N, C, *grid) or a pdeml HDF5 file")
     r.add_argument("--out", required=True, help="output .npy")
-    r.add_argument("--batch-size", type=int, default=32)
-    r.add_argument("--no-progress", action="store_true")
-    r.set_defaults(func=_cmd_predict)
+    r.add_argument("--batch-size", type=int, default=32, help="samples per forward pass")
+    r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    d = sub.add_parser("demo", help="generate -> train -> evaluate -> export -> predict")
-    d.add_argument("--out", default="runs/demo")
-    d.add_argument("--epochs", type=int, default=None)
-    d.add_argument("--n-train", type=int, default=None)
-    d.set_defaults(func=_cmd_demo)
+
+def _add_tools(sub: Any) -> None:
+    d = _verb(sub, "demo", "generate -> train -> evaluate -> export -> predict on Darcy 64x64",
+              ("pdeml demo --out runs/demo --epochs 5",), _cmd_demo)
+    d.add_argument("--out", default="runs/demo", help="scratch folder (default runs/demo)")
+    d.add_argument("--epochs", type=int, default=None, help="training epochs (default 15)")
+    d.add_argument("--n-train", type=int, default=None, help="training samples (default 320)")
+
+    ls = _verb(sub, "list", "list problems, operators or train settings with their options", (
+        "pdeml list problems", "pdeml list operators FNO", "pdeml list settings module"),
+        _cmd_list)
+    ls.add_argument("what", choices=("problems", "operators", "settings"),
+                    help="problems (for generate), operators (model.name) or settings (train "
+                         "config keys)")
+    ls.add_argument("name", nargs="?", help="only this problem / operator / config section")
+    ls.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+
+    i = _verb(sub, "info", "describe a pdeml HDF5 file: dims, variables, provenance, solver", (
+        "pdeml info data/darcy_pwc/train.h5",), _cmd_info)
+    i.add_argument("file", help="a pdeml HDF5 file")
+    i.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per verb."""
+    from pdeml import __version__
+
+    p = _Parser(prog="pdeml", description="PDE surrogates: generate, train, evaluate, export.",
+                epilog=_examples("pdeml generate --config configs/data/darcy_pwc.yaml "
+                                 "--out data/darcy_pwc",
+                                 "pdeml train --config configs/experiment/darcy_fno.yaml "
+                                 "--out runs/fno",
+                                 "pdeml evaluate runs/fno", "pdeml <verb> --help"),
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"pdeml {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="no progress on stderr and no JSON on stdout (errors still shown)")
+    sub = p.add_subparsers(dest="verb", required=True, parser_class=_Parser, metavar="VERB")
+    for add in (_add_generate, _add_train, _add_finetune, _add_evaluate, _add_io, _add_tools):
+        add(sub)
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``pdeml`` console script; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    func: Callable[[argparse.Namespace], dict[str, Any]] = args.func
+def _cmd_list(args: argparse.Namespace) -> dict[str, Any] | str:
+    from pdeml import discover
+
+    found = discover.listing(args.what, args.name)
+    return found if args.json else discover.format_listing(args.what, found)
+
+
+def _cmd_info(args: argparse.Namespace) -> dict[str, Any] | str:
+    from pdeml import discover
+
+    found = discover.info(args.file)
+    return found if args.json else discover.format_info(found)
+
+
+def _note(message: str) -> None:
+    print(f"pdeml: note: {message}", file=sys.stderr, flush=True)
+
+
+class _Terminated(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise _Terminated(signum)
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Any:
+    """Point stdout (the Python object and, where there is one, file descriptor 1) at stderr
+    while a verb runs, so that only its result reaches stdout, whoever writes what."""
+    sys.stdout.flush()
     try:
-        result = func(args)
+        fd = sys.stdout.fileno()
+        saved = os.dup(fd)
+        os.dup2(sys.stderr.fileno(), fd)
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        fd = saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stderr.flush()
+        if fd is not None:
+            os.dup2(saved, fd)
+            os.close(saved)
+
+
+def _run(args: argparse.Namespace) -> tuple[int, Any]:
+    from pdeml.trainers.callbacks import TrainingInterrupted
+
+    try:
+        return 0, args.func(args)
+    except TrainingInterrupted as err:
+        print(f"pdeml: error: {err}", file=sys.stderr)
+        return 128 + err.signum, None
+    except (_Terminated, KeyboardInterrupt) as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"pdeml: error: interrupted by {signal.Signals(signum).name}; what was written "
+              "is kept (re-run the command to finish)", file=sys.stderr)
+        return 128 + signum, None
     except (ValueError, OSError, TypeError, KeyError) as err:
         if os.environ.get("PDEML_DEBUG"):
             raise
         message = " ".join(str(err).split()) or type(err).__name__
         print(f"pdeml: error: {message}", file=sys.stderr)
-        return 1
-    if result is not None and args.verb != "demo":
-        print(json.dumps(result, indent=2))
-    return 0
+        return 1, None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``pdeml`` console script; returns the exit code.
+
+    Progress and logs go to stderr; stdout carries only the verb's result (JSON, or the text
+    of ``list``/``info``/``--print-config``), nothing with ``--quiet``.
+    """
+    from pdeml import progress
+
+    args = build_parser().parse_args(argv)
+    quiet = bool(getattr(args, "quiet", False))
+    progress.set_enabled(not quiet)
+    previous = signal.getsignal(signal.SIGTERM)
+    in_main = threading.current_thread() is threading.main_thread()
+    if in_main:
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        with _stdout_to_stderr():
+            rc, result = _run(args)
+    finally:
+        progress.set_enabled(True)
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
+    if rc == 0 and result is not None and not quiet:
+        text = result if isinstance(result, str) else json.dumps(result, indent=2)
+        print(text, flush=True)
+    return rc
 
 
 if __name__ == "__main__":

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import collections.abc
 import copy
+import difflib
+import inspect
+import re
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +88,132 @@ def compose(
 def dump(cfg: dict[str, Any], path: str | Path) -> None:
     """Write a config as YAML."""
     Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+# ---------------------------------------------------------------------------------------------
+# Typed validation and per-key help, read from signatures and docstrings (LightningCLI-style).
+
+
+def docstring_params(obj: Any) -> dict[str, str]:
+    """First sentence of each parameter's description in a numpydoc or Google docstring."""
+    doc = inspect.getdoc(obj) or ""
+    if inspect.isclass(obj) and "Parameters" not in doc and "Args:" not in doc:
+        doc = inspect.getdoc(obj.__init__) or ""
+    lines = doc.splitlines()
+    out: dict[str, str] = {}
+    for i, line in enumerate(lines):
+        if line.strip() == "Parameters" and i + 1 < len(lines) and lines[i + 1].startswith("---"):
+            _numpydoc(lines[i + 2:], out)
+        elif line.strip() == "Args:":
+            _google(lines[i + 1:], out)
+    return {k: _first_sentence(" ".join(v.split())) for k, v in out.items() if v.strip()}
+
+
+def _numpydoc(lines: list[str], out: dict[str, str]) -> None:
+    names: list[str] = []
+    for j, line in enumerate(lines):
+        if line and not line[0].isspace():
+            if j + 1 < len(lines) and lines[j + 1].startswith("---"):
+                return  # the next section
+            names = [n.strip() for n in line.split(":")[0].split(",") if n.strip()]
+        elif line.strip():
+            for n in names:
+                out[n] = out.get(n, "") + " " + line.strip()
+
+
+def _google(lines: list[str], out: dict[str, str]) -> None:
+    name = None
+    for line in lines:
+        if line.strip() and not line[0].isspace():
+            return
+        m = re.match(r"^ {2,4}(\w+)(?: \(.*?\))?: ?(.*)$", line)
+        if m:
+            name = m.group(1)
+            out[name] = m.group(2)
+        elif name and line.strip():
+            out[name] += " " + line.strip()
+
+
+def _first_sentence(text: str) -> str:
+    m = re.match(r"(.+?[.;])(\s|$)", text)
+    return (m.group(1) if m else text)[:160]
+
+
+def _hints(func: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # unresolvable annotations (TYPE_CHECKING imports): no type check
+        return {}
+
+
+def check_type(value: Any, tp: Any) -> bool:
+    """Whether a YAML value fits an annotation (simple types; anything else passes)."""
+    if tp is Any or tp is inspect.Parameter.empty:
+        return True
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(check_type(value, a) for a in args)
+    if origin is typing.Literal:
+        return value in args
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if tp is str or tp is Path:
+        return isinstance(value, str)
+    base = origin or tp
+    if base in (list, tuple, collections.abc.Sequence):
+        if not isinstance(value, list | tuple):
+            return False
+        inner = [a for a in args if a is not Ellipsis]
+        return len(inner) != 1 or all(check_type(v, inner[0]) for v in value)
+    if base in (dict, collections.abc.Mapping):
+        return isinstance(value, dict)
+    return True
+
+
+def _type_name(tp: Any) -> str:
+    if tp is inspect.Parameter.empty:
+        return "any"
+    text = getattr(tp, "__name__", None) if not typing.get_args(tp) else None
+    text = text or str(tp)
+    for prefix in ("typing.", "pathlib.", "collections.abc.", "torch.nn.modules.module."):
+        text = text.replace(prefix, "")
+    return text
+
+
+def settings_of(func: Any, skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Each keyword parameter of ``func`` (a class: its ``__init__``) with type, default, help."""
+    target = func.__init__ if inspect.isclass(func) else func
+    hints, helps = _hints(target), docstring_params(func)
+    rows = []
+    for name, p in inspect.signature(target).parameters.items():
+        if name in ("self", *skip) or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        rows.append({"key": name, "type": hints.get(name, p.annotation),
+                     "default": None if p.default is p.empty else p.default,
+                     "required": p.default is p.empty, "help": helps.get(name, "")})
+    return rows
+
+
+def validate_section(section: str, values: dict[str, Any], func: Any,
+                     skip: tuple[str, ...] = (), extra: tuple[str, ...] = ()) -> None:
+    """Unknown keys and values of the wrong type in ``section`` -> one-line ConfigError."""
+    rows = {r["key"]: r for r in settings_of(func, skip)}
+    for key, value in values.items():
+        if key in extra or key in skip:
+            continue
+        if key not in rows:
+            close = difflib.get_close_matches(key, list(rows), n=1)
+            hint = f"; did you mean {section}.{close[0]}?" if close else ""
+            raise ConfigError(f"unknown setting {section}.{key}{hint} "
+                              f"(`pdeml list settings` shows them all)")
+        row = rows[key]
+        if not check_type(value, row["type"]):
+            helptext = f" ({row['help']})" if row["help"] else ""
+            raise ConfigError(f"{section}.{key} must be {_type_name(row['type'])}, got "
+                              f"{value!r}{helptext}")

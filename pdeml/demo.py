@@ -23,8 +23,10 @@ DEMO_CONFIG: dict[str, Any] = {
 }
 
 
-def run_demo(out: str | Path, epochs: int | None = None, n_train: int | None = None) -> dict:
-    """Generate Darcy 64x64 data, train an FNO, evaluate, export and predict; print a summary."""
+def run_demo(out: str | Path, epochs: int | None = None, n_train: int | None = None,
+             echo: bool = True) -> dict:
+    """Generate Darcy 64x64 data, train an FNO, evaluate, export and predict; print a summary
+    (``echo``; it is also returned under ``summary``)."""
     out = Path(out)
     for sub in ("data", "run", "model"):
         shutil.rmtree(out / sub, ignore_errors=True)  # the demo folder is scratch space
@@ -54,5 +56,7 @@ def run_demo(out: str | Path, epochs: int | None = None, n_train: int | None = N
         f"  test relative L2 = {m['rel_l2']:.4f}   MSE = {m['mse']:.3e}   "
         f"({m['n_samples']} samples)",
     ]
-    print("\n".join(lines))
-    return {"rel_l2": m["rel_l2"], "mse": m["mse"], "out": str(out)}
+    summary = "\n".join(lines)
+    if echo:
+        print(summary)
+    return {"rel_l2": m["rel_l2"], "mse": m["mse"], "out": str(out), "summary": summary}

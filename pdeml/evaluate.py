@@ -8,7 +8,7 @@ here), figures and tables in :mod:`pdeml.report`, the CFD benchmark suite in
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from pdeml.config import load_yaml  # noqa: E402
 from pdeml.datasets.reader import H5Dataset  # noqa: E402
 from pdeml.datasets.schema import DatasetError  # noqa: E402
 from pdeml.metrics import MetricAccumulator  # noqa: E402
+from pdeml.progress import track  # noqa: E402
 from pdeml.trainers.module import OperatorModule, Surrogate  # noqa: E402
 
 
@@ -41,34 +42,39 @@ def evaluate_model(
     if names is None and outputs and len(outputs) == getattr(dataset, "out_channels", -1):
         names = list(outputs)
     acc = MetricAccumulator(names)
-    for x, y in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
+    for x, y in track(loader, desc="evaluate", unit="batch"):
         acc.update(model(x), y)
     return acc.compute()
 
 
 def plot_samples(
-    x: np.ndarray, y: np.ndarray, pred: np.ndarray, path: str | Path, titles: tuple = ()
+    x: np.ndarray, y: np.ndarray, pred: np.ndarray, path: str | Path, titles: tuple = (),
+    names: Sequence[str] = ("input", "output"), extent: Sequence[float] | None = None,
+    masks: Sequence[np.ndarray | None] | None = None,
 ) -> Path:
-    """Input / truth / prediction / error panels, one row per sample (1-D or 2-D, channel 0)."""
+    """Input / truth / prediction / error panels, one row per sample (channel 0; 1-D or 2-D).
+
+    Truth and prediction share one colour scale per sample, the error's is symmetric about
+    zero; panels keep the physical aspect (``extent = (x0, x1, y0, y1)``), solid cells are grey
+    (``masks``), and titles carry the variable names, the sample and its relative L2 error.
+    ``titles`` (legacy) replaces the four column labels.
+    """
+    from pdeml import report
+
     n = len(x)
-    fig, axes = plt.subplots(n, 4, figsize=(12, 2.8 * n), squeeze=False)
-    names = titles or ("input", "truth", "prediction", "error")
+    w, h = report._panel_size(extent)
+    fig, axes = plt.subplots(n, 4, figsize=(4 * w, h * n), squeeze=False)
     for i in range(n):
-        fields = (x[i, 0], y[i, 0], pred[i, 0], pred[i, 0] - y[i, 0])
-        for j, (ax, field) in enumerate(zip(axes[i], fields, strict=True)):
-            if field.ndim == 1:
-                ax.plot(field)
-            else:
-                im = ax.imshow(field, origin="lower", cmap="RdBu_r" if j == 3 else "viridis")
-                fig.colorbar(im, ax=ax, fraction=0.046)
-                ax.set_xticks([]), ax.set_yticks([])
-            if i == 0:
-                ax.set_title(names[j])
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+        mask = masks[i] if masks is not None else None
+        xin = x[i, 0]
+        report.draw_field(axes[i, 0], fig, xin, report._limits(report._masked(xin, mask)),
+                          "input", f"sample {i}: {names[0]}", extent, mask)
+        report.comparison_row(axes[i, 1:], fig, names[1], y[i, 0], pred[i, 0], extent, mask)
+        if titles and i == 0:
+            for ax, label in zip(axes[0], titles, strict=False):
+                ax.set_title(label)
+    return report._save(fig, path)
 
 
 def find_checkpoint(run: str | Path) -> Path:
@@ -143,8 +149,18 @@ def evaluate_run(
         x, y = torch.stack(xs), torch.stack(ys)
         with torch.no_grad():
             pred = surrogate(x)
-        plot_samples(x.numpy(), y.numpy(), pred.numpy(), out / "samples.png")
+        plot_samples(x.numpy(), y.numpy(), pred.numpy(), out / "samples.png",
+                     names=(str(inputs[0]), str(outputs[0])), **_geometry(data, k))
     return {"metrics": metrics, "out": str(out)}
+
+
+def _geometry(data: str | Path, n: int) -> dict[str, Any]:
+    """Physical extent and solid-cell masks of the first ``n`` samples, for the figures."""
+    from pdeml import report
+
+    masks = [report.sample_mask(data, i) for i in range(n)]
+    return {"extent": report.physical_extent(data, 0),
+            "masks": None if masks[0] is None else masks}
 
 
 def _curve(metrics: dict[str, Any], key: str = "rel_l2") -> list[float]:
@@ -213,10 +229,10 @@ def rollout_report(
     pred, target = free["pred"][:, last].numpy(), free["target"][:, last].numpy()
     label = f"{title}: sample 0, rollout step {last + 1}"
     result["figures"] = [
-        report.plot_fields(target[0], pred[0], ds.fields, out / f"{tag}fields.png", label)
-        if mask is None else
-        report.plot_masked_fields(target[0], pred[0], mask[0].numpy(), ds.fields,
-                                  out / f"{tag}fields.png", label + " (solid in grey)"),
+        report.plot_fields(target[0], pred[0], ds.fields, out / f"{tag}fields.png", label,
+                           extent=report.physical_extent(data, 0),
+                           mask=(mask[0].numpy() != 0) if mask is not None
+                           else report.sample_mask(data, 0)),
         report.plot_spectra(target, pred, out / f"{tag}spectrum.png",
                             f"{title}: spectrum at the last step"),
         report.plot_error_growth(curves, out / f"{tag}rollout.png", title=title),

@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from pdeml.progress import note
+
 CASES = ("cavity", "channel", "step", "cylinder")
 TWO_PHASE_CASES = ("tube", "dam")  # volume of fluid; opt-in (--cases tube,dam): slower to generate
 SWEEPS = ("bc", "prop", "geo")
@@ -300,6 +302,7 @@ def run_cfd_suite(
            "kwargs": model_kwargs or {}, "cases": case_list, "masked": masked,
            "nonauto": nonauto}
     models = [BASELINE] * bool(baseline) + operators
+    ctx["runs"] = [0, len(cases) * len(sweeps) * len(models)]  # done, total: progress lines
     rows, records, figures = [], [], {}
     for case in cases:
         for sweep in sweeps:
@@ -344,6 +347,8 @@ def _case_sweep(case: str, sweep: str, models: list[str],
     spec = rollout_spec(case, paths["train"], cases)
     key, records, figs, curves = f"{case}_{sweep}", [], [], {}
     for op in models:
+        ctx["runs"][0] += 1
+        note(f"run {ctx['runs'][0]}/{ctx['runs'][1]}: {case}/{sweep} {op}")
         rec = _evaluate_one(case, sweep, op, paths, spec, ctx)
         records.append(rec)
         figs += rec[5]["figures"]
@@ -414,7 +419,8 @@ def _write(out: Path, rows: list[dict[str, Any]], records: list[tuple], figures:
     title = f"pdeml CFD suite ({summary['size']})"
     files["index"] = report.write_index(out / "index.html", title, rows, COLUMNS, figures,
                                         links=[files[k] for k in ("markdown", "csv", "netcdf",
-                                                                  "json")])
+                                                                  "json")],
+                                        settings={"size": summary["size"], **cfg})
     return {k: str(v) for k, v in files.items()}
 
 

@@ -35,6 +35,7 @@ from torch import nn
 
 from pdeml.operators.fno import FNO
 from pdeml.operators.layers.spectral import SpectralConv, resolved_k_max
+from pdeml.progress import note
 from pdeml.trainers.losses import LpLoss, make_loss
 from pdeml.trainers.residuals import VorticityResidual, residual_for_data
 
@@ -349,6 +350,9 @@ def _optimize(split: _Split, data: dict[str, torch.Tensor], batch_loss: Callable
         history["train_loss"].append(total / seen)
         val = _val_error(split, data["z_val"], data["y_val"], sizes)
         history["val_l2"].append(val)
+        note(f"finetune epoch {epoch}/{opts['epochs']}: train loss {total / seen:.4g}, "
+             f"val rel. L2 {val:.4g} (best {min(best, val):.4g}), "
+             f"{time.perf_counter() - t0:.0f} s")
         if val < best:
             best, best_epoch, bad = val, epoch, 0
             best_state = [p.detach().clone() for p in params]

@@ -1,32 +1,92 @@
-"""Train an operator from a config: data -> model (sizes linked from data) -> Lightning."""
+"""Train an operator from a config: data -> model (sizes linked from data) -> Lightning.
+
+The composer gives what LightningCLI gives (``pdeml train --print-config``, typed validation
+with per-key help from the docstrings, ``trainer.logger`` / ``trainer.callbacks``,
+``accelerator: auto``, ``in_channels``/``out_channels``/``space_dim`` linked from the data)
+without LightningCLI's dump of every Trainer default into the saved config.
+"""
 
 from __future__ import annotations
 
-import inspect
+import contextlib
 import json
 import logging
+import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from pdeml.config import ConfigError, dump
+from pdeml.config import ConfigError, load_yaml, merge, validate_section
 from pdeml.datasets.datamodule import PDEDataModule, make_datamodule
-from pdeml.operators import build, link_grid
+from pdeml.operators import build, link_grid, list_operators
+from pdeml.operators.base import _REGISTRY
+from pdeml.trainers.callbacks import (
+    GracefulStop,
+    TrainingInterrupted,
+    make_callbacks,
+    make_logger,
+    progress_callback,
+)
 from pdeml.trainers.module import OperatorModule
+
+__all__ = ["DEFAULTS", "TrainingInterrupted", "build_model", "resolve_config", "train"]
+
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "data": {},
+    "model": {"name": "FNO"},
+    "module": {},
+    "trainer": {"accelerator": "auto", "devices": 1, "max_epochs": 20, "log_every_n_steps": 10,
+                "enable_model_summary": False, "logger": "csv", "callbacks": []},
+}
+# Settings that change the number of optimizer steps, which a saved LR schedule depends on.
+SCHEDULE_KEYS = (("trainer", "max_epochs"), ("trainer", "max_steps"),
+                 ("trainer", "limit_train_batches"), ("trainer", "accumulate_grad_batches"),
+                 ("data", "batch_size"), ("data", "train"), ("data", "val_fraction"))
+OWN_TRAINER_KEYS = ("logger", "callbacks", "default_root_dir")
 
 
 def _kwargs_error(what: str, err: TypeError) -> ConfigError:
     return ConfigError(f"bad {what} settings: {err}")
 
 
-def build_model(model_cfg: dict[str, Any], dm: PDEDataModule) -> torch.nn.Module:
-    """Build the operator, linking ``in_channels``/``out_channels`` from the data."""
+def validate_config(cfg: dict[str, Any]) -> None:
+    """Unknown keys and mistyped values in any section -> one-line :class:`ConfigError`."""
+    if not isinstance(cfg.get("seed", 0), int):
+        raise ConfigError(f"seed must be an integer, got {cfg['seed']!r}")
+    data = cfg.get("data", {})
+    if "online" not in data:  # online data take the stream's settings (datasets.online)
+        validate_section("data", data, PDEDataModule)
+    validate_section("module", cfg.get("module", {}), OperatorModule, skip=("model",))
+    model = dict(cfg.get("model", {}))
+    name = model.pop("name", "FNO")
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown operator '{name}' (model.name); available: "
+                          f"{', '.join(list_operators())}")
+    validate_section("model", model, _REGISTRY[name])
+    validate_section("trainer", cfg.get("trainer", {}), L.Trainer, skip=OWN_TRAINER_KEYS)
+
+
+def resolve_config(cfg: dict[str, Any], link: bool = False) -> dict[str, Any]:
+    """Defaults merged under ``cfg`` and validated; with ``link``, the model's data-derived
+    sizes are filled in from the training file when it can be read."""
+    out = merge(DEFAULTS, cfg)
+    validate_config(out)
+    if link and "online" not in out["data"] and Path(str(out["data"].get("train"))).exists():
+        dm = make_datamodule(**out["data"])
+        dm.setup("fit")
+        out["model"] = _linked_model(out["model"], dm)
+    return out
+
+
+def _linked_model(model_cfg: dict[str, Any], dm: PDEDataModule) -> dict[str, Any]:
     kwargs = dict(model_cfg)
-    name = kwargs.pop("name", "FNO")
     for key, value in (("in_channels", dm.in_channels), ("out_channels", dm.out_channels)):
         if kwargs.setdefault(key, value) != value:
             raise ConfigError(f"model.{key}={kwargs[key]} but the data has {value}")
@@ -34,34 +94,88 @@ def build_model(model_cfg: dict[str, Any], dm: PDEDataModule) -> torch.nn.Module
     if space_dim is not None:
         kwargs.setdefault("space_dim", space_dim)
     else:
-        kwargs = link_grid(name, kwargs, dm.spatial_shape)
+        kwargs = link_grid(kwargs.get("name", "FNO"), kwargs, dm.spatial_shape)
+    return kwargs
+
+
+def build_model(model_cfg: dict[str, Any], dm: PDEDataModule) -> torch.nn.Module:
+    """Build the operator, linking ``in_channels``/``out_channels`` from the data."""
+    kwargs = _linked_model(model_cfg, dm)
+    name = kwargs.pop("name", "FNO")
     try:
         return build({"name": name, "kwargs": kwargs})
     except TypeError as err:
-        if space_dim is not None and "space_dim" in str(err):
+        if "space_dim" in kwargs and "space_dim" in str(err):
             raise ConfigError(f"model '{name}' does not take point clouds; use GNOT") from None
         raise _kwargs_error(f"model '{name}'", err) from None
 
 
-def _make_trainer(out: Path, trainer_cfg: dict[str, Any], has_val: bool) -> L.Trainer:
+def _resume_config(out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The run's saved config with explicit ``overrides`` on top; a change of the number of
+    optimizer steps is refused when the learning-rate schedule depends on it."""
+    saved_path = out / "config.yaml"
+    if not saved_path.exists():
+        raise ConfigError(f"cannot resume: {saved_path} is missing")
+    saved = load_yaml(saved_path)
+    cfg = merge(saved, overrides or {})
+    scheduler = cfg.get("module", {}).get("scheduler", "cosine")
+    for section, key in SCHEDULE_KEYS:
+        before, after = saved.get(section, {}).get(key), cfg.get(section, {}).get(key)
+        if before != after and scheduler != "none":
+            raise ConfigError(
+                f"cannot change {section}.{key} ({before} -> {after}) on --resume: the run's "
+                f"'{scheduler}' learning-rate schedule was laid out for the saved value; start a "
+                "new run (or train with module.scheduler=none to extend runs)")
+    return cfg
+
+
+def _make_trainer(out: Path, trainer_cfg: dict[str, Any], has_val: bool,
+                  extra: list[Any], keep_step: int | None) -> L.Trainer:
     monitor = "val_l2" if has_val else "train_loss"
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor,
                            mode="min", save_last=True)
-    kwargs = {"accelerator": "cpu", "devices": 1, "max_epochs": 20, "log_every_n_steps": 10,
-              "enable_model_summary": False, **trainer_cfg}
-    allowed = inspect.signature(L.Trainer.__init__).parameters
-    unknown = sorted(set(kwargs) - set(allowed))
-    if unknown:
-        raise ConfigError(f"unknown trainer setting(s): {', '.join(unknown)}")
-    return L.Trainer(default_root_dir=out, callbacks=[ckpt],
-                     logger=CSVLogger(out, name="logs", version=""), **kwargs)
+    kwargs = {k: v for k, v in trainer_cfg.items() if k not in OWN_TRAINER_KEYS}
+    try:
+        logger = make_logger(trainer_cfg.get("logger", "csv"), out, keep_step)
+        callbacks = make_callbacks(trainer_cfg.get("callbacks")) + [ckpt] + extra
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    bar = progress_callback(kwargs.get("enable_progress_bar", True))
+    kwargs["enable_progress_bar"] = bar is not None
+    if bar is not None:
+        callbacks.append(bar)
+    try:
+        return L.Trainer(default_root_dir=out, callbacks=callbacks, logger=logger, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise _kwargs_error("trainer", err) from None
+
+
+def _write_config(cfg: dict[str, Any], path: Path) -> None:
+    import yaml
+
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    os.replace(tmp, path)
 
 
 def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[str, Any]:
     """Train from a composed config; artifacts go to ``out``.
 
-    ``out`` receives ``config.yaml`` (resolved), ``checkpoints/{best,last}.ckpt``, ``logs/``
-    and ``metrics.json``. With ``resume``, training continues from ``checkpoints/last.ckpt``.
+    ``out`` receives ``config.yaml`` (resolved: defaults, linked sizes, model arguments),
+    ``checkpoints/{best,last}.ckpt``, ``logs/metrics.csv`` and ``metrics.json``. Progress goes to
+    stderr (a bar on a terminal, a line per epoch otherwise). SIGTERM/SIGINT save
+    ``checkpoints/last.ckpt`` after the current batch and raise :class:`TrainingInterrupted`.
+
+    Parameters
+    ----------
+    cfg
+        Sections ``seed``, ``data``, ``model``, ``module``, ``trainer``. With ``resume`` only
+        the settings to change (usually none): the run's saved ``config.yaml`` is the base.
+    out
+        Run folder.
+    resume
+        Continue from ``out/checkpoints/last.ckpt`` with the run's own config; its learning-rate
+        schedule continues and ``logs/metrics.csv`` is appended to.
 
     Returns
     -------
@@ -69,31 +183,49 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
         Test metrics (when a test file is configured) and the checkpoint path.
     """
     out = Path(out)
-    if not {"train", "online"} & set(cfg.get("data", {})):
-        raise ConfigError("config needs data.train (the training HDF5 file) or data.online")
     last = out / "checkpoints" / "last.ckpt"
-    if not resume and last.exists():
+    keep_step = None
+    if resume:
+        if not last.exists():
+            raise ConfigError(f"nothing to resume: {last} does not exist (drop --resume to start "
+                              "a new run)")
+        cfg = _resume_config(out, cfg)
+        keep_step = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
+    elif last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume or choose another --out")
-    L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
+    cfg = resolve_config(cfg)
+    if not {"train", "online"} & set(cfg["data"]):
+        raise ConfigError("config needs data.train (the training HDF5 file) or data.online")
+    L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     try:
         dm = make_datamodule(**cfg["data"])
     except TypeError as err:
         raise _kwargs_error("data", err) from None
     dm.setup("fit")
-    net = build_model(cfg.get("model", {}), dm)
+    net = build_model(cfg["model"], dm)
     try:
-        module = OperatorModule(net, **cfg.get("module", {}))
+        module = OperatorModule(net, **cfg["module"])
     except TypeError as err:
         raise _kwargs_error("module", err) from None
     out.mkdir(parents=True, exist_ok=True)
-    resolved = {**cfg, "model": net.config["kwargs"] | {"name": net.config["name"]}}
-    dump(resolved, out / "config.yaml")
-    trainer = _make_trainer(out, cfg.get("trainer", {}), dm.val_set is not None)
-    trainer.fit(module, dm, ckpt_path=last if resume and last.exists() else None)
-    result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt")}
-    if dm.test_path:
-        metrics = trainer.test(module, dm, ckpt_path="best", verbose=False)[0]
-        result.update({k: float(v) for k, v in metrics.items()})
+    _write_config({**cfg, "model": net.config["kwargs"] | {"name": net.config["name"]}},
+                  out / "config.yaml")
+    stop = GracefulStop(last)
+    trainer = _make_trainer(out, cfg["trainer"], dm.val_set is not None, [stop], keep_step)
+    stop.install()
+    try:  # Lightning's bars write to sys.stdout: stdout is kept for results
+        with contextlib.redirect_stdout(sys.stderr):
+            try:
+                trainer.fit(module, dm, ckpt_path=last if resume else None)
+            except SIGTERMException:  # Lightning's own check (a SystemExit: exit code 0)
+                raise TrainingInterrupted(stop.signum or signal.SIGTERM, last,
+                                          trainer.current_epoch, trainer.global_step) from None
+            result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt")}
+            if dm.test_path:
+                metrics = trainer.test(module, dm, ckpt_path="best", verbose=False)[0]
+                result.update({k: float(v) for k, v in metrics.items()})
+    finally:
+        stop.restore()
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

@@ -1,0 +1,67 @@
+"""A real `pdeml train` process: stdout is only JSON, progress is on stderr, SIGTERM saves a
+checkpoint and exits non-zero with one line, and --resume finishes the same schedule while
+logs/metrics.csv keeps its earlier rows."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _env():
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH",
+                                                                                   "")]))
+
+
+def _rows(run):
+    with open(run / "logs" / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_checkpoints_and_resume_continues(darcy_dir, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "pdeml.cli", "train", "--out", str(run),
+           "--set", f"data.train={darcy_dir / 'train.h5'}", "--set", "data.batch_size=8",
+           "--set", "model.n_modes=[4,4]", "--set", "model.hidden_channels=8",
+           "--set", "model.n_layers=2", "--set", "module.scheduler=onecycle",
+           "--set", "trainer.max_epochs=10", "--set", "trainer.limit_train_batches=2"]
+    err_path = tmp_path / "err.txt"
+    with err_path.open("w") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=_env(), cwd=tmp_path)
+        deadline = time.time() + 600  # generous: the shared test machine can be very slow
+        while "epoch 2/10 done" not in err_path.read_text():
+            assert proc.poll() is None, err_path.read_text()
+            if time.time() > deadline:
+                proc.kill()
+                pytest.fail("training did not reach epoch 2 in 600 s:\n" + err_path.read_text())
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    stderr = err_path.read_text().strip().splitlines()
+    assert proc.returncode == 128 + signal.SIGTERM, "\n".join(stderr[-5:])
+    assert out == b""  # nothing but results on stdout, and there is no result
+    assert stderr[-1].startswith("pdeml: error: interrupted by SIGTERM at epoch"), stderr[-1]
+    assert "--resume" in stderr[-1]
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    before = _rows(run)
+    assert before and not any("Epoch" in line for line in stderr)  # line progress, no bars
+
+    done = subprocess.run(cmd[:6] + ["--resume"], capture_output=True, env=_env(), cwd=tmp_path,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    result = json.loads(done.stdout)  # stdout is exactly one JSON document
+    assert Path(result["checkpoint"]).name == "best.ckpt"
+    after = _rows(run)
+    assert after[:len(before)] == before  # the earlier rows survive the resume
+    steps = [int(r["step"]) for r in after if r.get("train_loss")]
+    assert steps == sorted(steps) and max(steps) == 10 * 2 - 1  # the whole schedule, once
+    assert {int(r["epoch"]) for r in after} == set(range(10)), (before, after)
