@@ -410,7 +410,10 @@ class StreamFeeder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
-        self.stats = {"samples": 0, "tasks": 0, "resubmitted": 0, "timeouts": 0}
+        self.stats = {"samples": 0, "tasks": 0, "resubmitted": 0, "timeouts": 0,
+                      "lost_worker_tasks": 0}
+        self._lost: dict[str, str] = {}  # task key -> address of the worker that lost it
+        self._lost_lock = threading.Lock()
 
     def index(self, k: int) -> int:
         """Global sample index of this stream's ``k``-th sample."""
@@ -436,6 +439,28 @@ class StreamFeeder:
                     task.future.cancel()
                 except Exception:  # the client may already be closed; nothing to release
                     pass
+
+    def notify_lost(self, worker: str, keys: set) -> None:
+        """A worker holding ``keys`` left the cluster (called by a ``WorkerSupervisor``).
+
+        The feeder thread cancels those of its tasks and resubmits their undelivered indices
+        at its next turn; keys of other streams are ignored.
+        """
+        with self._lost_lock:
+            self._lost.update({k: worker for k in keys})
+
+    def _resubmit_lost(self) -> None:
+        with self._lost_lock:
+            lost, self._lost = self._lost, {}
+        if not lost:
+            return
+        for task in list(self._inflight):
+            worker = lost.get(task.future.key) if task.future is not None else None
+            if worker is None:
+                continue  # (a finished result lived in the lost worker's memory too)
+            task.future.cancel()
+            self.stats["lost_worker_tasks"] += 1
+            self._resubmit(task, f"worker {worker} was lost")
 
     @property
     def alive(self) -> bool:
@@ -483,6 +508,7 @@ class StreamFeeder:
         from concurrent.futures import CancelledError
 
         while not self._stop.is_set():
+            self._resubmit_lost()
             self._fill()
             if not self._inflight:
                 self.buffer.close()  # a finite stream is complete
