@@ -17,6 +17,29 @@ the DataLoader had prefetched but the trainer had not yet used. Resuming with
 ``num_workers=0`` and the same number of ranks continues the same stream exactly. With
 ``num_workers > 0`` the workers' buffers live in other processes and are not saved: a resumed
 run continues with fresh samples from an unused part of the index space (never a repeat).
+
+Relation to Melissa (Meyer et al., ICML 2023, "Training Deep Surrogate Models with Large
+Scale Online Learning"; code ``melissa.server.deep_learning.reservoir``: ``FIFO(size)``,
+``FIRO(size, watermark, pseudo_epochs)``, ``Reservoir(size, watermark)``):
+
+- *Follows*: the three buffer kinds and their names; a watermark below which the trainer does
+  not draw (Melissa's ``per_server_watermark``); the reservoir draws uniformly with
+  repetition and lets a new sample replace one that was already seen, so an unseen sample is
+  never evicted (our reading of the paper's Reservoir); training consumes a stream of ever-new simulations and the comparison with
+  offline training is made at an equal number of optimizer steps
+  (``scripts/bench_online.py``).
+- *Departs*: Melissa's clients are MPI simulation jobs that push time steps to a server over
+  ZeroMQ; here generator tasks are Dask futures that the trainer pulls (so backpressure is
+  the bounded number of tasks in flight, and a lost worker is a Dask event, handled by
+  :mod:`pdeml.datasets.supervisor`, not a launcher resubmitting a batch job). One sample is
+  one whole simulation output (or the reader's time selectors on it), not one time step.
+  ``firo`` serves each sample exactly once (Melissa's ``pseudo_epochs=1``); ``reservoir``
+  blocks the producer while the pool is full of unseen samples instead of dropping data.
+  Sample ``i`` is a pure function of ``(seed, split, i)``, so the stream equals a file that
+  ``pdeml generate`` writes, which Melissa's parameter sampler does not promise.
+- *Fault tolerance*: Melissa's launcher restarts failed simulation jobs; here the
+  :class:`~pdeml.datasets.supervisor.WorkerSupervisor` started by :class:`OnlineDataModule`
+  keeps the Dask worker count and has the stream resubmit a lost worker's samples.
 """
 
 from __future__ import annotations

@@ -15,9 +15,22 @@ loop drains:
 Training starts once the buffer holds ``watermark`` samples; ``firo`` and ``reservoir`` keep
 that floor while the stream lives (a well-mixed pool), ``fifo`` only at the start.
 
+Reproducibility: a ``fifo`` run is bitwise reproducible (and resumable exactly): the feeder
+delivers tasks in submission order whatever order Dask finishes them in, so the trainer's
+batch ``k`` is always samples ``k*B .. k*B+B-1``. ``firo`` and ``reservoir`` draws use a seeded
+RNG, but *which* samples sit in the pool when a draw happens depends on how far generation has
+got by then, i.e. on the relative speed of the generators and the trainer (machine load,
+worker count, a lost worker): two runs with the same seed draw different batches. A
+checkpoint restores pool and RNG exactly, but the arrivals after it are timed by the machine
+again. Making them reproducible would need the draw to wait for a fixed arrival count, i.e.
+``fifo``'s lock-step, which is what the random buffers exist to avoid.
+
+How this relates to Melissa's buffers: see :mod:`pdeml.datasets.online`.
+
 Faults: a task that raises is retried by Dask (``retries``); a killed worker's tasks are
-rescheduled by Dask; a task that runs longer than ``task_timeout`` is cancelled, its worker is
-restarted (its thread cannot be interrupted) and the task resubmitted; after ``max_attempts``
+resubmitted at once when a :class:`~pdeml.datasets.supervisor.WorkerSupervisor` reports the
+loss (:meth:`StreamFeeder.notify_lost`; without one, Dask reschedules them); a task that
+runs longer than ``task_timeout`` is cancelled, its worker is restarted (its thread cannot be interrupted) and the task resubmitted; after ``max_attempts``
 failures of one task the stream fails and :meth:`SampleBuffer.get` raises :class:`StreamError`
 in the trainer, which also happens when no sample arrives within ``data_timeout``: training
 stops with a message, never hangs. The feeder's position (next index, submitted but
@@ -456,8 +469,8 @@ class StreamFeeder:
             return
         for task in list(self._inflight):
             worker = lost.get(task.future.key) if task.future is not None else None
-            if worker is None:
-                continue  # (a finished result lived in the lost worker's memory too)
+            if worker is None:  # (a finished result lived in that worker's memory too)
+                continue
             task.future.cancel()
             self.stats["lost_worker_tasks"] += 1
             self._resubmit(task, f"worker {worker} was lost")

@@ -154,6 +154,12 @@ class WorkerSupervisor:
     def _keep_count(self, n: int) -> None:
         if n >= self.target:
             self._short_since = self._scaled_at = None
+            if (n > self.target and self.stats["replaced"] and self.can_scale
+                    and len(self.cluster.worker_spec) > self.target):
+                # A slow nanny came back after its replacement started: trim the surplus
+                # (scale() drops a spec still unconnected first, else the newest one).
+                self._event("trim", f"{n} of {self.target} connected: retiring the surplus")
+                self.cluster.loop.add_callback(self.cluster.scale, self.target)
             return
         now = time.monotonic()
         if self._short_since is None:
@@ -161,29 +167,33 @@ class WorkerSupervisor:
         if now - self._short_since < self.grace:
             return
         if self._scaled_at is not None and now - self._scaled_at < self.start_timeout:
-            return  # replacements are starting; killing them now would restart the clock
+            return  # replacements are starting (importing torch on a loaded machine is slow)
+        self._scaled_at = now
         if not self.can_scale:
-            self._scaled_at = now
             self._event("short", f"{n} of {self.target} connected for {self.grace:.0f} s; "
                         "the cluster is not managed here, its deployment must replace them")
             return
-        self._scaled_at = now
         self.stats["replaced"] += self.target - n
         self._event("replace", f"{n} of {self.target} connected for {self.grace:.0f} s "
                     f"(the nanny did not bring them back): starting {self.target - n} "
                     "new worker process(es)", alive=n)
-        alive = {str(w.get("name")) for w in self.client.scheduler_info()["workers"].values()}
-        self.cluster.loop.add_callback(_replace, self.cluster, alive, self.target)
+        self.cluster.loop.add_callback(_replace, self.cluster, self.target - n)
 
 
-def _replace(cluster: Any, alive: set[str], target: int) -> None:
-    """On the cluster's event loop: drop the specs of dead workers, add fresh ones.
+_GONE = {"closing", "closed", "failed", "closing_gracefully"}
 
-    A fresh spec gets a name no process has had: ``SpecCluster.scale`` would reuse the dead
-    worker's name, which still maps to its closed nanny, and then start nothing.
+
+def _replace(cluster: Any, missing: int) -> None:
+    """On the cluster's event loop: drop the specs of closed nannies, add ``missing`` new ones.
+
+    A nanny that is still restarting its worker is left alone (closing it would lose a worker
+    that may be seconds from connecting; the surplus is trimmed once it does). A new spec
+    gets a name no process has had: ``SpecCluster.scale`` would reuse a dead worker's name,
+    which still maps to its closed nanny, and then start nothing.
     """
-    for name in [n for n in cluster.worker_spec if str(n) not in alive]:
-        del cluster.worker_spec[name]
-    while len(cluster.worker_spec) < target:
+    for name, nanny in list(cluster.workers.items()):
+        if getattr(getattr(nanny, "status", None), "name", "") in _GONE:
+            cluster.worker_spec.pop(name, None)
+    for _ in range(missing):
         cluster.worker_spec[f"pdeml-{uuid.uuid4().hex[:8]}"] = cluster.new_spec
-    cluster.scale(target)  # (no resize left to do) closes the dead nannies, starts the new
+    cluster.scale(len(cluster.worker_spec))  # no resize: closes the dead, starts the new
