@@ -14,6 +14,9 @@ Parts (``--parts``, all by default):
     The equal-wall-time comparison, labelled as such: the offline run's whole wall time
     (generating its dataset + training) is the budget of an online ``firo`` run. On a machine
     whose generators share the trainer's cores this measures the machine, not the method.
+``e2e`` (not in the default parts)
+    One pass over ``--n-fresh`` fresh samples: online vs generating them to HDF5 first and
+    then training (wall time), and the share of time the trainer waits on data.
 ``throughput``
     Samples/s into the trainer with a near-free model: in-memory tensors, HDF5 read lazily,
     and the stream from 1 and 2 LocalCluster workers and from one external ``dask worker``
@@ -292,6 +295,26 @@ def external_worker(args: argparse.Namespace, case: dict[str, Any], steps: int,
         cluster.close()
 
 
+def end_to_end(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """One pass over N fresh Darcy samples: online vs generate-to-disk-then-train."""
+    case = problems(args)["darcy"]
+    problem = make_problem("darcy", **case["options"])
+    n = args.n_fresh // args.batch_size * args.batch_size
+    t0 = time.perf_counter()
+    path = generate_split(problem, work / "e2e.h5", n, seed=1, progress=False,
+                          scheduler=args.client)
+    t_gen = time.perf_counter() - t0
+    off = fit(PDEDataModule(path, batch_size=args.batch_size, val_fraction=0.0), args, case,
+              n // args.batch_size)
+    offline = {"generate_s": t_gen, "wall_s": time.perf_counter() - t0, **off}
+    t0 = time.perf_counter()
+    on = fit(online_dm(args, "darcy", case, buffer="fifo", seed=2, max_samples=n), args,
+             case, n // args.batch_size)
+    online = {"wall_s": time.perf_counter() - t0, **on}
+    return {"n_samples": n, "offline": offline, "online": online,
+            "ratio": online["wall_s"] / offline["wall_s"]}
+
+
 class KillWorker(L.Callback):
     """SIGKILL the only generator worker at ``step`` (optionally its nanny gives up first)."""
 
@@ -410,6 +433,12 @@ def table(res: dict[str, Any]) -> str:
                 f"{off['test_l2']:.4f} ({off['steps']} steps) vs online firo "
                 f"{on['test_l2']:.4f} ({on['steps']} steps, {on.get('unique_samples', 0)} "
                 "unique samples)"]
+    if "e2e" in res:
+        e = res["e2e"]
+        out += ["", f"One pass over {e['n_samples']} fresh samples: online "
+                f"{e['online']['wall_s']:.1f} s vs generate + train "
+                f"{e['offline']['wall_s']:.1f} s ({e['ratio']:.2f}x); trainer waits "
+                f"{100 * e['online']['wait_fraction']:.1f}% online"]
     if "throughput" in res:
         tp = res["throughput"]
         out += ["", "Samples/s into the trainer (near-free model): " + ", ".join(
@@ -447,6 +476,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--n-test", type=int, default=200)
     p.add_argument("--eval-every", type=int, default=40)
     p.add_argument("--n-throughput", type=int, default=512)
+    p.add_argument("--n-fresh", type=int, default=1024, help="e2e part (not run by default)")
     p.add_argument("--fault-steps", type=int, default=160)
     p.add_argument("--fault-capacity", type=int, default=32)
     p.add_argument("--worker-grace", type=float, default=10.0)
@@ -490,6 +520,8 @@ def main() -> None:
         if "wall" in args.parts and "darcy" in res.get("melissa", {}):
             budget = res["melissa"]["darcy"]["offline"]["wall_s"]
             res["wall"] = wall(args, "darcy", cases["darcy"], work, budget)
+        if "e2e" in args.parts:
+            res["e2e"] = end_to_end(args, work)
         if "throughput" in args.parts:
             res["throughput"] = throughput(args, work)
             out.write_text(json.dumps(res, indent=2))
