@@ -229,7 +229,7 @@ def test_a_lost_workers_tasks_are_resubmitted_at_once(client):
     try:
         got = drain(f.buffer, 4, timeout=60)
         with f.buffer.lock:
-            keys = {t.future.key for t in f._inflight}
+            keys = {t.future.key for t in f._inflight if t.future is not None}
         assert keys
         f.notify_lost("tcp://gone:1", keys)  # as a WorkerSupervisor reports a lost worker
         got += drain(f.buffer, 26, timeout=60)
