@@ -25,9 +25,9 @@ Scale Online Learning"; code ``melissa.server.deep_learning.reservoir``: ``FIFO(
 - *Follows*: the three buffer kinds and their names; a watermark below which the trainer does
   not draw (Melissa's ``per_server_watermark``); the reservoir draws uniformly with
   repetition and lets a new sample replace one that was already seen, so an unseen sample is
-  never evicted (our reading of the paper's Reservoir); training consumes a stream of ever-new simulations and the comparison with
-  offline training is made at an equal number of optimizer steps
-  (``scripts/bench_online.py``).
+  never evicted (our reading of the paper's Reservoir); training consumes a stream of ever-new
+  simulations, and the comparison with offline training is made at an equal number of
+  optimizer steps (``scripts/bench_online.py``).
 - *Departs*: Melissa's clients are MPI simulation jobs that push time steps to a server over
   ZeroMQ; here generator tasks are Dask futures that the trainer pulls (so backpressure is
   the bounded number of tasks in flight, and a lost worker is a Dask event, handled by

@@ -30,9 +30,10 @@ How this relates to Melissa's buffers: see :mod:`pdeml.datasets.online`.
 Faults: a task that raises is retried by Dask (``retries``); a killed worker's tasks are
 resubmitted at once when a :class:`~pdeml.datasets.supervisor.WorkerSupervisor` reports the
 loss (:meth:`StreamFeeder.notify_lost`; without one, Dask reschedules them); a task that
-runs longer than ``task_timeout`` is cancelled, its worker is restarted (its thread cannot be interrupted) and the task resubmitted; after ``max_attempts``
-failures of one task the stream fails and :meth:`SampleBuffer.get` raises :class:`StreamError`
-in the trainer, which also happens when no sample arrives within ``data_timeout``: training
+runs longer than ``task_timeout`` is cancelled, its worker is restarted (its thread cannot
+be interrupted) and the task resubmitted; after ``max_attempts`` failures of one task the
+stream fails and :meth:`SampleBuffer.get` raises :class:`StreamError` in the trainer, which
+also happens when no sample arrives within ``data_timeout``: training
 stops with a message, never hangs. The feeder's position (next index, submitted but
 undelivered indices) and the buffer's contents are one consistent snapshot
 (:meth:`StreamFeeder.state_dict`), which a checkpoint stores so that a resumed run continues
