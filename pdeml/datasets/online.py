@@ -17,6 +17,29 @@ the DataLoader had prefetched but the trainer had not yet used. Resuming with
 ``num_workers=0`` and the same number of ranks continues the same stream exactly. With
 ``num_workers > 0`` the workers' buffers live in other processes and are not saved: a resumed
 run continues with fresh samples from an unused part of the index space (never a repeat).
+
+Relation to Melissa (Meyer et al., ICML 2023, "Training Deep Surrogate Models with Large
+Scale Online Learning"; code ``melissa.server.deep_learning.reservoir``: ``FIFO(size)``,
+``FIRO(size, watermark, pseudo_epochs)``, ``Reservoir(size, watermark)``):
+
+- *Follows*: the three buffer kinds and their names; a watermark below which the trainer does
+  not draw (Melissa's ``per_server_watermark``); the reservoir draws uniformly with
+  repetition and lets a new sample replace one that was already seen, so an unseen sample is
+  never evicted (our reading of the paper's Reservoir); training consumes a stream of ever-new
+  simulations, and the comparison with offline training is made at an equal number of
+  optimizer steps (``scripts/bench_online.py``).
+- *Departs*: Melissa's clients are MPI simulation jobs that push time steps to a server over
+  ZeroMQ; here generator tasks are Dask futures that the trainer pulls (so backpressure is
+  the bounded number of tasks in flight, and a lost worker is a Dask event, handled by
+  :mod:`pdeml.datasets.supervisor`, not a launcher resubmitting a batch job). One sample is
+  one whole simulation output (or the reader's time selectors on it), not one time step.
+  ``firo`` serves each sample exactly once (Melissa's ``pseudo_epochs=1``); ``reservoir``
+  blocks the producer while the pool is full of unseen samples instead of dropping data.
+  Sample ``i`` is a pure function of ``(seed, split, i)``, so the stream equals a file that
+  ``pdeml generate`` writes, which Melissa's parameter sampler does not promise.
+- *Fault tolerance*: Melissa's launcher restarts failed simulation jobs; here the
+  :class:`~pdeml.datasets.supervisor.WorkerSupervisor` started by :class:`OnlineDataModule`
+  keeps the Dask worker count and has the stream resubmit a lost worker's samples.
 """
 
 from __future__ import annotations
@@ -46,6 +69,7 @@ from pdeml.datasets.stream import (
     stream_stride,
     timed_variables,
 )
+from pdeml.datasets.supervisor import WorkerSupervisor
 from pdeml.solvers.problems.base import Problem, make_problem
 
 log = logging.getLogger("pdeml.stream")
@@ -72,6 +96,7 @@ class OnlineDataset(IterableDataset):
         self.address, self.rank, self.world_size = address, rank, world_size
         self.record_indices = record_indices
         self.client: Any = None  # the trainer process's client (not pickled to workers)
+        self.supervisor: WorkerSupervisor | None = None  # likewise
         self.segment = 0
         self.index_log: list[list[int]] = []
         self._reset_runtime()
@@ -86,15 +111,15 @@ class OnlineDataset(IterableDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()  # DataLoader workers start their own stream
-        for key in ("client", "feeder", "_own_client", "_recent", "_replay"):
+        for key in ("client", "supervisor", "feeder", "_own_client", "_recent", "_replay"):
             state[key] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        client = self.client
+        client, supervisor = self.client, self.supervisor
         self._reset_runtime()
-        self.client = client
+        self.client, self.supervisor = client, supervisor
 
     def __len__(self) -> int:
         return self.batches_per_epoch
@@ -127,6 +152,9 @@ class OnlineDataset(IterableDataset):
             max_attempts=s["max_attempts"], max_samples=s["max_samples"], tee=tee)
         if self._pending_state is not None:
             self.feeder.load_state_dict(self._pending_state["feeder"])
+        if self.supervisor is not None and client is self.client:
+            # Streams in DataLoader workers have other clients: Dask reschedules their tasks.
+            self.supervisor.subscribe(self.feeder.notify_lost)
         if n_workers > 1 or get_worker_info() is not None:
             from multiprocessing.util import Finalize
 
@@ -192,6 +220,8 @@ class OnlineDataset(IterableDataset):
     def close(self) -> None:
         """Stop the feeder and close the client this dataset opened."""
         if self.feeder is not None:
+            if self.supervisor is not None:
+                self.supervisor.unsubscribe(self.feeder.notify_lost)
             self.feeder.stop()
         if self._own_client is not None:
             self._own_client.close()
@@ -233,6 +263,13 @@ class OnlineDataModule(L.LightningDataModule):
         Also write the streamed samples to this HDF5 file (one per stream when several).
     num_workers
         DataLoader worker processes, each with its own stream (exact resume needs 0).
+    supervise, worker_grace
+        Keep the generator pool at its size (``n_workers`` for ``"local"``, else the most
+        workers seen): a :class:`~pdeml.datasets.supervisor.WorkerSupervisor` on rank 0 has
+        the trainer's stream resubmit a lost worker's tasks at once and, when the pool stays
+        short for ``worker_grace`` s (the nanny did not restart the process), starts
+        replacements on a cluster this process manages (``"local"``, or a Client built from
+        a ``LocalCluster``). Events go to the ``pdeml.stream`` logger (stderr).
     norm_samples
         Samples (of the separate split ``"normalize"``) that fit the normalizers.
     record_indices
@@ -249,7 +286,7 @@ class OnlineDataModule(L.LightningDataModule):
         max_in_flight: int | None = None, task_timeout: float = 300.0, retries: int = 2,
         max_attempts: int = 3, data_timeout: float = 600.0, max_samples: int | None = None,
         tee: str | Path | None = None, num_workers: int = 0, norm_samples: int = 64,
-        record_indices: bool = False,
+        record_indices: bool = False, supervise: bool = True, worker_grace: float = 10.0,
     ) -> None:
         super().__init__()
         self.problem = (make_problem(problem, **(options or {})) if isinstance(problem, str)
@@ -270,6 +307,8 @@ class OnlineDataModule(L.LightningDataModule):
         self.batch_size, self.batches_per_epoch = int(batch_size), int(batches_per_epoch)
         self.scheduler, self.n_workers, self.num_workers = scheduler, int(n_workers), num_workers
         self.norm_samples, self.record_indices = int(norm_samples), record_indices
+        self.supervise, self.worker_grace = bool(supervise), float(worker_grace)
+        self.supervisor: WorkerSupervisor | None = None
         self.stream = {
             "buffer": buffer, "capacity": int(capacity), "watermark": watermark,
             "seed": int(seed), "split": split, "chunk": int(chunk),
@@ -344,8 +383,8 @@ class OnlineDataModule(L.LightningDataModule):
         trainer, scheduler = self.trainer, self.scheduler
         if isinstance(scheduler, Client):
             self.client = scheduler
-            return scheduler.scheduler.address
-        if scheduler == "local":
+            address = scheduler.scheduler.address
+        elif scheduler == "local":
             address = None
             if trainer.global_rank == 0:
                 self.client, self._cluster = open_client("local", self.n_workers)
@@ -357,6 +396,12 @@ class OnlineDataModule(L.LightningDataModule):
             raise DatasetError(f"scheduler must be 'local', an address or a Client: {scheduler!r}")
         if self.client is None:
             self.client = Client(address, set_as_default=False)
+        if self.supervise and trainer.global_rank == 0:
+            cluster = (self._cluster if self._cluster is not None
+                       else getattr(self.client, "cluster", None))
+            target = self.n_workers if self._cluster is not None else None
+            self.supervisor = WorkerSupervisor(self.client, cluster, target,
+                                               grace=self.worker_grace).start()
         return address
 
     def setup(self, stage: str | None = None) -> None:
@@ -370,7 +415,7 @@ class OnlineDataModule(L.LightningDataModule):
                 self.problem, self.stream, self.inputs, self.outputs, self.batch_size,
                 self.batches_per_epoch, address, self.trainer.global_rank,
                 self.trainer.world_size, self.record_indices)
-            self.train_set.client = self.client
+            self.train_set.client, self.train_set.supervisor = self.client, self.supervisor
             if self._pending_state is not None:
                 self.load_state_dict(self._pending_state)
 
@@ -442,6 +487,9 @@ class OnlineDataModule(L.LightningDataModule):
         """Stop the stream and close the Dask client (and the local cluster it started)."""
         if self.train_set is not None:
             self.train_set.close()
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
         if self.client is not None and self.client is not self.scheduler:
             self.client.close()
         if self._cluster is not None:

@@ -15,11 +15,25 @@ loop drains:
 Training starts once the buffer holds ``watermark`` samples; ``firo`` and ``reservoir`` keep
 that floor while the stream lives (a well-mixed pool), ``fifo`` only at the start.
 
+Reproducibility: a ``fifo`` run is bitwise reproducible (and resumable exactly): the feeder
+delivers tasks in submission order whatever order Dask finishes them in, so the trainer's
+batch ``k`` is always samples ``k*B .. k*B+B-1``. ``firo`` and ``reservoir`` draws use a seeded
+RNG, but *which* samples sit in the pool when a draw happens depends on how far generation has
+got by then, i.e. on the relative speed of the generators and the trainer (machine load,
+worker count, a lost worker): two runs with the same seed draw different batches. A
+checkpoint restores pool and RNG exactly, but the arrivals after it are timed by the machine
+again. Making them reproducible would need the draw to wait for a fixed arrival count, i.e.
+``fifo``'s lock-step, which is what the random buffers exist to avoid.
+
+How this relates to Melissa's buffers: see :mod:`pdeml.datasets.online`.
+
 Faults: a task that raises is retried by Dask (``retries``); a killed worker's tasks are
-rescheduled by Dask; a task that runs longer than ``task_timeout`` is cancelled, its worker is
-restarted (its thread cannot be interrupted) and the task resubmitted; after ``max_attempts``
-failures of one task the stream fails and :meth:`SampleBuffer.get` raises :class:`StreamError`
-in the trainer, which also happens when no sample arrives within ``data_timeout``: training
+resubmitted at once when a :class:`~pdeml.datasets.supervisor.WorkerSupervisor` reports the
+loss (:meth:`StreamFeeder.notify_lost`; without one, Dask reschedules them); a task that
+runs longer than ``task_timeout`` is cancelled, its worker is restarted (its thread cannot
+be interrupted) and the task resubmitted; after ``max_attempts`` failures of one task the
+stream fails and :meth:`SampleBuffer.get` raises :class:`StreamError` in the trainer, which
+also happens when no sample arrives within ``data_timeout``: training
 stops with a message, never hangs. The feeder's position (next index, submitted but
 undelivered indices) and the buffer's contents are one consistent snapshot
 (:meth:`StreamFeeder.state_dict`), which a checkpoint stores so that a resumed run continues
@@ -410,7 +424,10 @@ class StreamFeeder:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: str | None = None
-        self.stats = {"samples": 0, "tasks": 0, "resubmitted": 0, "timeouts": 0}
+        self.stats = {"samples": 0, "tasks": 0, "resubmitted": 0, "timeouts": 0,
+                      "lost_worker_tasks": 0}
+        self._lost: dict[str, str] = {}  # task key -> address of the worker that lost it
+        self._lost_lock = threading.Lock()
 
     def index(self, k: int) -> int:
         """Global sample index of this stream's ``k``-th sample."""
@@ -436,6 +453,28 @@ class StreamFeeder:
                     task.future.cancel()
                 except Exception:  # the client may already be closed; nothing to release
                     pass
+
+    def notify_lost(self, worker: str, keys: set) -> None:
+        """A worker holding ``keys`` left the cluster (called by a ``WorkerSupervisor``).
+
+        The feeder thread cancels those of its tasks and resubmits their undelivered indices
+        at its next turn; keys of other streams are ignored.
+        """
+        with self._lost_lock:
+            self._lost.update({k: worker for k in keys})
+
+    def _resubmit_lost(self) -> None:
+        with self._lost_lock:
+            lost, self._lost = self._lost, {}
+        if not lost:
+            return
+        for task in list(self._inflight):
+            worker = lost.get(task.future.key) if task.future is not None else None
+            if worker is None:  # (a finished result lived in that worker's memory too)
+                continue
+            task.future.cancel()
+            self.stats["lost_worker_tasks"] += 1
+            self._resubmit(task, f"worker {worker} was lost")
 
     @property
     def alive(self) -> bool:
@@ -483,6 +522,7 @@ class StreamFeeder:
         from concurrent.futures import CancelledError
 
         while not self._stop.is_set():
+            self._resubmit_lost()
             self._fill()
             if not self._inflight:
                 self.buffer.close()  # a finite stream is complete
