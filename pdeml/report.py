@@ -450,21 +450,9 @@ def plot_masked_fields(
     truth: np.ndarray, pred: np.ndarray, mask: np.ndarray, names: Sequence[str],
     path: str | Path, title: str = "",
 ) -> Path:
-    """:func:`plot_fields` with the solid (``mask == 0``) blanked out in grey, so colour
-    scales and errors show the fluid only."""
-    solid = np.asarray(mask) == 0
-    fig, axes = plt.subplots(len(names), 3, figsize=(10, 2.8 * len(names)), squeeze=False)
-    for c, name in enumerate(names):
-        panels = (("truth", truth[c]), ("prediction", pred[c]),
-                  ("error", pred[c] - truth[c]))
-        for j, (label, field) in enumerate(panels):
-            cmap = plt.get_cmap("RdBu_r" if j == 2 else "viridis").copy()
-            cmap.set_bad("0.6")
-            _image(axes[c, j], np.ma.masked_where(solid, field), cmap, fig)
-            axes[c, j].set_title(f"{name}: {label}")
-    if title:
-        fig.suptitle(title)
-    return _save(fig, path)
+    """:func:`plot_fields` with the solid (``mask == 0``) drawn grey, so colour scales and
+    errors show the fluid only."""
+    return plot_fields(truth, pred, names, path, title, mask=np.asarray(mask) != 0)
 
 
 CFDBENCH_TABLE_METRICS = ("nmse", "mse", "rmse", "mae")
