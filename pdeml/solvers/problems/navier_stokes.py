@@ -13,7 +13,7 @@ import numpy as np
 import scipy.fft
 
 from pdeml.solvers.fields import gaussian_random_field, grid_points
-from pdeml.solvers.problems.base import Problem, Variable
+from pdeml.solvers.problems.base import Problem, Variable, box_boundaries
 from pdeml.solvers.spectral import (
     check_grid,
     dealias_mask,
@@ -145,6 +145,9 @@ class NavierStokes2D(Problem):
     def coords(self) -> dict[str, np.ndarray]:
         x = grid_points(self.resolution, "periodic")
         return {"time": self.times.copy(), "y": x.copy(), "x": x}
+
+    def boundary_conditions(self) -> dict[str, dict[str, Any]]:
+        return box_boundaries("periodic", ("w0", "w"))
 
     def attrs(self) -> dict[str, Any]:
         keys = ("viscosity", "forcing", "forcing_amplitude", "forcing_wavenumber", "drag",
