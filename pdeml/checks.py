@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import types
 import typing
+from collections import abc
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def _matches(value: Any, tp: Any) -> bool:
             value, bool)
     if tp is str:
         return isinstance(value, str)
-    if origin in (list, tuple, typing.Sequence) or tp in (list, tuple):
+    if origin in (list, tuple, typing.Sequence, abc.Sequence) or tp in (list, tuple):
         return isinstance(value, list | tuple)
     if origin is dict or tp is dict:
         return isinstance(value, dict)
@@ -115,7 +116,10 @@ def available_memory() -> int:
         return 1 << 62
 
 
-def _gib(n: float) -> str:
+def format_bytes(n: float) -> str:
+    """``n`` bytes in GiB (TiB above a PiB), three significant digits."""
+    if n < 2**30:
+        return f"{n / 2**20:.3g} MiB"
     return f"{n / 2**30:.3g} GiB" if n < 2**50 else f"{n / 2**40:.3g} TiB"
 
 
@@ -127,8 +131,8 @@ def check_memory(n_bytes: float, what: str) -> None:
     """
     have = available_memory()
     if n_bytes > have:
-        raise InputError(f"{what} needs at least {_gib(n_bytes)} of memory, but only "
-                         f"{_gib(have)} is available; choose smaller sizes")
+        raise InputError(f"{what} needs at least {format_bytes(n_bytes)} of memory, but only "
+                         f"{format_bytes(have)} is available; choose smaller sizes")
 
 
 # ------------------------------------------------------------------------------- outputs

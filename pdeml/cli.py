@@ -248,16 +248,36 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _user_error(err: BaseException) -> str | None:
+    """The one-line message of an error caused by the input, or ``None`` for a bug.
+
+    Input errors: ``ValueError`` (pdeml's own errors), ``OSError`` (files; h5py raises it for
+    damaged HDF5), ``TypeError``/``KeyError`` (bad settings), memory exhaustion (Python's
+    ``MemoryError`` and torch's allocator failure) and Lightning's configuration errors.
+    """
+    text = " ".join(str(err).split())
+    lightning_errors = sys.modules.get("lightning.fabric.utilities.exceptions")
+    if isinstance(err, MemoryError) or (
+            isinstance(err, RuntimeError) and "can't allocate memory" in text):
+        return f"out of memory: {text or type(err).__name__}; choose smaller sizes"
+    if lightning_errors is not None and isinstance(
+            err, lightning_errors.MisconfigurationException):
+        return f"invalid training setting: {text}"
+    if isinstance(err, ValueError | OSError | TypeError | KeyError):
+        return text or type(err).__name__
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pdeml`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
     func: Callable[[argparse.Namespace], dict[str, Any]] = args.func
     try:
         result = func(args)
-    except (ValueError, OSError, TypeError, KeyError) as err:
-        if os.environ.get("PDEML_DEBUG"):
+    except Exception as err:  # only the kinds _user_error knows; real bugs keep the traceback
+        message = _user_error(err)
+        if message is None or os.environ.get("PDEML_DEBUG"):
             raise
-        message = " ".join(str(err).split()) or type(err).__name__
         print(f"pdeml: error: {message}", file=sys.stderr)
         return 1
     if result is not None and args.verb != "demo":

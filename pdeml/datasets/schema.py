@@ -107,6 +107,7 @@ def create_layout(
     f: h5netcdf.File, n: int | None, coords: dict[str, np.ndarray], variables: dict[str, Variable],
     coord_units: dict[str, str] | None = None,
     boundaries: dict[str, dict[str, Any]] | None = None,
+    filters: dict[str, Any] | None = None,
 ) -> dict[str, h5netcdf.Variable]:
     """Dimensions, coordinates and empty variables of an ``n``-sample file, in schema layout.
 
@@ -115,8 +116,9 @@ def create_layout(
     (``coord_units``, ``"1"`` by default: the grids are non-dimensional) and, for ``x``, ``y``,
     ``z`` and ``time``, the CF ``axis``. ``boundaries`` go to
     :func:`write_boundary_conditions`. Gridded variables are chunked one sample per chunk
-    with :data:`CHUNK_FILTERS`.
+    with ``filters`` (h5py ``create_dataset`` options; :data:`CHUNK_FILTERS` by default).
     """
+    filters = CHUNK_FILTERS if filters is None else filters
     f.dimensions = {SAMPLE_DIM: n, **{d: len(c) for d, c in coords.items()}}
     for d, c in coords.items():
         cv = f.create_variable(d, (d,), "f8", data=np.asarray(c, dtype="f8"))
@@ -135,7 +137,7 @@ def create_layout(
             (SAMPLE_DIM, *var.dims),
             var.dtype or ("f4" if var.dims else "f8"),
             chunks=(1, *sizes) if var.dims else None,
-            **(CHUNK_FILTERS if var.dims else {}),
+            **(filters if var.dims else {}),
         )
         out[name].attrs["units"] = var.units
         out[name].attrs["long_name"] = var.description

@@ -34,7 +34,7 @@ import h5netcdf
 import numpy as np
 from tqdm.auto import tqdm
 
-from pdeml.checks import check_int, check_memory, first_nonfinite
+from pdeml.checks import InputError, check_int, check_memory, first_nonfinite, format_bytes
 from pdeml.datasets.schema import DatasetError, create_layout, provenance, read_attrs
 from pdeml.solvers.problems.base import Problem
 
@@ -162,12 +162,15 @@ def check_job(problem: Problem, splits: dict[str, int], seed: Any, chunk: Any,
     besides, so ``(2 * chunk + 2) * sample_bytes`` is a lower bound of the memory a worker
     needs.
     """
-    for split, n in splits.items():
-        check_int(n, f"the number of {split} samples", 1)
-    check_int(seed, "seed", 0)
-    check_int(chunk, "chunk", 1)
-    if n_workers is not None:
-        check_int(n_workers, "--n-workers", 1)
+    try:
+        for split, n in splits.items():
+            check_int(n, f"the number of {split} samples", 1)
+        check_int(seed, "seed", 0)
+        check_int(chunk, "chunk", 1)
+        if n_workers is not None:
+            check_int(n_workers, "--n-workers", 1)
+    except InputError as err:
+        raise DatasetError(str(err)) from None
     if scheduler is not None and not isinstance(scheduler, str) and not hasattr(
             scheduler, "submit"):
         raise DatasetError(f"scheduler must be None, 'local', an address or a Client: "
@@ -175,7 +178,8 @@ def check_job(problem: Problem, splits: dict[str, int], seed: Any, chunk: Any,
     per_sample = sample_bytes(problem)
     shard = min(int(chunk), max(splits.values()))
     check_memory((2 * shard + 2) * per_sample,
-                 f"{problem.name} ({per_sample / 2**20:.3g} MiB per sample, {shard} per shard)")
+                 f"generating {problem.name} ({format_bytes(per_sample)} per sample, "
+                 f"{shard} per shard)")
 
 
 def _solve_shards(

@@ -16,6 +16,7 @@ from lightning.pytorch.loggers import CSVLogger
 from pdeml.config import ConfigError, dump
 from pdeml.datasets.datamodule import PDEDataModule, make_datamodule
 from pdeml.operators import build
+from pdeml.trainers.guards import check_config, check_model_memory
 from pdeml.trainers.module import OperatorModule
 
 
@@ -33,6 +34,7 @@ def build_model(model_cfg: dict[str, Any], dm: PDEDataModule) -> torch.nn.Module
     space_dim = getattr(dm, "space_dim", None)  # point-cloud data only
     if space_dim is not None:
         kwargs.setdefault("space_dim", space_dim)
+    check_model_memory(name, kwargs)  # before allocating: a huge model fails cleanly
     try:
         return build({"name": name, "kwargs": kwargs})
     except TypeError as err:
@@ -72,6 +74,7 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
     last = out / "checkpoints" / "last.ckpt"
     if not resume and last.exists():
         raise ConfigError(f"{out} already holds a run; pass --resume or choose another --out")
+    check_config(cfg)
     L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     try:
@@ -84,14 +87,15 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
         module = OperatorModule(net, **cfg.get("module", {}))
     except TypeError as err:
         raise _kwargs_error("module", err) from None
-    out.mkdir(parents=True, exist_ok=True)
+    trainer = _make_trainer(out, cfg.get("trainer", {}), dm.val_set is not None)
+    out.mkdir(parents=True, exist_ok=True)  # only once every setting was accepted
     resolved = {**cfg, "model": net.config["kwargs"] | {"name": net.config["name"]}}
     dump(resolved, out / "config.yaml")
-    trainer = _make_trainer(out, cfg.get("trainer", {}), dm.val_set is not None)
     trainer.fit(module, dm, ckpt_path=last if resume and last.exists() else None)
     result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt")}
     if dm.test_path:
         metrics = trainer.test(module, dm, ckpt_path="best", verbose=False)[0]
         result.update({k: float(v) for k, v in metrics.items()})
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    if trainer.is_global_zero:  # one metrics.json; the values are reduced over the ranks
+        (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
