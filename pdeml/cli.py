@@ -57,7 +57,8 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.config import compose
     from pdeml.trainers.fit import train
 
-    return train(compose(args.config, args.set), args.out, resume=args.resume)
+    return train(compose(args.config, args.set), args.out, resume=args.resume,
+                 overwrite=args.overwrite)
 
 
 def _cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,7 +87,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("name a run folder (pdeml evaluate RUN) or a suite (--suite cfd)")
     from pdeml.evaluate import evaluate_run
 
-    return evaluate_run(args.run, data=args.data, out=args.out, n_plots=args.n_plots)
+    return evaluate_run(args.run, data=args.data, out=args.out, n_plots=args.n_plots,
+                        overwrite=args.overwrite)
 
 
 def _run_suite(args: argparse.Namespace) -> dict[str, Any]:
@@ -116,21 +118,23 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
 
     options = {"inputs": args.inputs, "outputs": args.outputs, "n_samples": args.limit,
                "names": _names(args.names, ()) or None}
-    return {"output": str(import_dataset(args.format, args.src, args.out, **options))}
+    return {"output": str(import_dataset(args.format, args.src, args.out,
+                                         overwrite=args.overwrite, **options))}
 
 
 def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.export import export_run
 
     return export_run(args.run, args.out,
-                      dynamic_resolution=False if args.fixed_resolution else None)
+                      dynamic_resolution=False if args.fixed_resolution else None,
+                      overwrite=args.overwrite)
 
 
 def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.export import predict
 
     path = predict(args.model, args.input, args.out, batch_size=args.batch_size,
-                   progress=not args.no_progress)
+                   progress=not args.no_progress, overwrite=args.overwrite)
     return {"output": str(path)}
 
 
@@ -144,6 +148,25 @@ def _modes_arg(text: str) -> str:
     if text != "all" and not all(p.strip().isdigit() for p in text.split(",")):
         raise argparse.ArgumentTypeError(f"'{text}' is not 'all' or comma-separated integers")
     return text
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``, with a one-line message otherwise."""
+    what = {0: "a non-negative integer", 1: "a positive integer"}[minimum]
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
+
+    return parse
+
+
+OVERWRITE_HELP = "replace existing outputs (refused otherwise)"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true", help="replace existing files")
     g.add_argument("--scheduler", default=None,
                    help="Dask: 'local' (a LocalCluster) or a scheduler address; default serial")
-    g.add_argument("--n-workers", type=int, default=None, help="LocalCluster worker processes")
+    g.add_argument("--n-workers", type=_count(1), default=None,
+                   help="LocalCluster worker processes")
     g.add_argument("--no-progress", action="store_true")
     g.set_defaults(func=_cmd_generate)
 
@@ -172,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--resume", action="store_true", help="continue from <out>/checkpoints/last")
+    t.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     t.set_defaults(func=_cmd_train)
 
     f = sub.add_parser("finetune", help="spectral fine-tuning of a trained run's last layer")
@@ -187,8 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--residual-inputs", choices=("train", "test", "train+test"),
                    default="train", help="residual mode: whose inputs (labels unused)")
     f.add_argument("--lr", type=float)
-    f.add_argument("--epochs", type=int)
-    f.add_argument("--batch-size", type=int)
+    f.add_argument("--epochs", type=_count(1))
+    f.add_argument("--batch-size", type=_count(1))
     f.add_argument("--patience", type=int, help="epochs without validation gain before stop")
     f.add_argument("--max-time", type=float, help="wall-clock limit in seconds")
     f.add_argument("--seed", type=int)
@@ -198,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", nargs="?", help="run folder or checkpoint")
     e.add_argument("--data", help="test HDF5 file (default: the run's data.test)")
     e.add_argument("--out", help="output folder (default: <run>/eval; runs/cfd_suite)")
-    e.add_argument("--n-plots", type=int, default=4)
+    e.add_argument("--n-plots", type=_count(0), default=4)
     e.add_argument("--suite", choices=("cfd",), help="train and evaluate a benchmark suite")
     e.add_argument("--cases", help="suite cases, e.g. cavity,step (default: all four)")
     e.add_argument("--sweeps", help="suite sweeps, e.g. bc,prop (default: bc,prop,geo)")
@@ -211,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--data-dir", help="suite data folder (default: <out>/data)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--no-baseline", action="store_true", help="skip the persistence baseline")
-    e.add_argument("--overwrite", action="store_true", help="retrain finished suite runs")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier evaluation in --out; with --suite, retrain runs")
     e.add_argument("--progress", action="store_true", help="show suite progress bars")
     e.set_defaults(func=_cmd_evaluate)
 
@@ -222,7 +248,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--inputs", nargs="+", help="declared input selectors, e.g. a or u[0]")
     m.add_argument("--outputs", nargs="+", help="declared output selectors, e.g. u[-1]")
     m.add_argument("--names", help="pdebench: names of the data channels, e.g. u,v")
-    m.add_argument("--limit", type=int, help="import only the first N samples")
+    m.add_argument("--limit", type=_count(1), help="import only the first N samples")
+    m.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     m.set_defaults(func=_cmd_import)
 
     x = sub.add_parser("export", help="export a run to .pt2 (torch.export) or .onnx + model card")
@@ -230,13 +257,15 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", required=True, help="target .pt2 or .onnx file")
     x.add_argument("--fixed-resolution", action="store_true",
                    help="export for the training grid only (default: dynamic when possible)")
+    x.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     x.set_defaults(func=_cmd_export)
 
     r = sub.add_parser("predict", help="run an exported surrogate on .npy or HDF5 input")
     r.add_argument("model", help="exported .pt2 or .onnx file")
     r.add_argument("input", help=".npy (N, C, *grid) or a pdeml HDF5 file")
     r.add_argument("--out", required=True, help="output .npy")
-    r.add_argument("--batch-size", type=int, default=32)
+    r.add_argument("--batch-size", type=_count(1), default=32)
+    r.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(func=_cmd_predict)
 

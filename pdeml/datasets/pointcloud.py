@@ -144,6 +144,9 @@ class PointCloudDataModule(PDEDataModule):
                 fit_masked(ds.out_channels, ds.y, ds.counts))
 
     def _loader(self, dataset: PointCloudDataset, shuffle: bool) -> DataLoader:
+        from pdeml.datasets.datamodule import eval_sampler
+
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
+                          sampler=None if shuffle else eval_sampler(dataset),
                           num_workers=self.num_workers, collate_fn=collate_points,
                           persistent_workers=self.num_workers > 0)

@@ -16,7 +16,12 @@ from lightning.pytorch.loggers import CSVLogger
 from pdeml.config import ConfigError, dump
 from pdeml.datasets.datamodule import PDEDataModule, make_datamodule
 from pdeml.operators import build
-from pdeml.trainers.guards import check_config, check_model_memory
+from pdeml.trainers.guards import (
+    check_config,
+    check_model_memory,
+    launched_rank,
+    remove_outputs,
+)
 from pdeml.trainers.module import OperatorModule
 
 
@@ -57,11 +62,17 @@ def _make_trainer(out: Path, trainer_cfg: dict[str, Any], has_val: bool) -> L.Tr
                      logger=CSVLogger(out, name="logs", version=""), **kwargs)
 
 
-def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[str, Any]:
+RUN_OUTPUTS = ("checkpoints", "logs", "config.yaml", "metrics.json")
+
+
+def train(cfg: dict[str, Any], out: str | Path, resume: bool = False,
+          overwrite: bool = False) -> dict[str, Any]:
     """Train from a composed config; artifacts go to ``out``.
 
     ``out`` receives ``config.yaml`` (resolved), ``checkpoints/{best,last}.ckpt``, ``logs/``
     and ``metrics.json``. With ``resume``, training continues from ``checkpoints/last.ckpt``.
+    A folder that already holds any of these is refused unless ``resume`` or ``overwrite``
+    (which deletes those entries, and only those, once every setting was accepted).
 
     Returns
     -------
@@ -72,8 +83,13 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
     if not {"train", "online"} & set(cfg.get("data", {})):
         raise ConfigError("config needs data.train (the training HDF5 file) or data.online")
     last = out / "checkpoints" / "last.ckpt"
-    if not resume and last.exists():
-        raise ConfigError(f"{out} already holds a run; pass --resume or choose another --out")
+    # Lightning's DDP launcher re-runs this command for ranks > 0 after rank 0 created the
+    # folder: only the first process judges what was there before.
+    first = launched_rank() == 0
+    existing = [] if resume or not first else [n for n in RUN_OUTPUTS if (out / n).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{out} already holds a run ({', '.join(existing)}); pass --resume "
+                          "to continue it, --overwrite to replace it, or choose another --out")
     check_config(cfg)
     L.seed_everything(int(cfg.get("seed", 0)), workers=True, verbose=False)
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -88,9 +104,11 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
     except TypeError as err:
         raise _kwargs_error("module", err) from None
     trainer = _make_trainer(out, cfg.get("trainer", {}), dm.val_set is not None)
+    remove_outputs(out, existing)
     out.mkdir(parents=True, exist_ok=True)  # only once every setting was accepted
     resolved = {**cfg, "model": net.config["kwargs"] | {"name": net.config["name"]}}
-    dump(resolved, out / "config.yaml")
+    if first:
+        dump(resolved, out / "config.yaml")
     trainer.fit(module, dm, ckpt_path=last if resume and last.exists() else None)
     result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt")}
     if dm.test_path:

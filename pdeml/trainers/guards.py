@@ -9,6 +9,9 @@ refuses a model whose weights and optimizer state cannot fit in memory, measured
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -73,3 +76,30 @@ def check_model_memory(name: str, kwargs: dict[str, Any]) -> None:
         "in_channels", "out_channels"))
     check_memory(4 * n_bytes, f"model {name}({shown}) with {n_params:.3g} parameters "
                  "(weights, gradients and Adam state)")
+
+
+def remove_outputs(out: Path, names: list[str]) -> None:
+    """Delete the named entries of a run folder (``--overwrite``); nothing else in it."""
+    for name in names:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def launched_rank() -> int:
+    """This process's global rank as the launcher set it (0 when not launched for DDP).
+
+    Read from the environment (``RANK`` from torchrun/SLURM setups, ``LOCAL_RANK`` from
+    Lightning's own launcher, which starts ranks > 0 as copies of the command) because it is
+    needed before the Trainer exists.
+    """
+    for key in ("RANK", "LOCAL_RANK", "SLURM_PROCID"):
+        value = os.environ.get(key)
+        if value not in (None, ""):
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
