@@ -283,14 +283,32 @@ def _load_npy(path: Path) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
         raise DatasetError(f"{path} holds {getattr(x, 'dtype', type(x).__name__)} data; "
                            "expected real numbers (N, C, *grid)")
+    if x.ndim == 0 or len(x) == 0:
+        raise DatasetError(f"{path} holds no samples (shape {x.shape}); expected (N, C, *grid)")
+    x = x.astype(np.float32)
+    bad = first_nonfinite(x)
+    if bad is not None:
+        raise DatasetError(f"{path}: input sample {bad} holds NaN or Inf values (after "
+                           "conversion to float32); predict needs finite inputs")
     return x
 
 
-def _read_inputs(path: Path, card: dict[str, Any]) -> np.ndarray:
+def _check_input(path: Path) -> np.ndarray | None:
+    """What can be checked of a predict input without the model: the ``.npy`` array itself
+    (returned), or that an HDF5 file opens; other formats are refused."""
+    if path.suffix == ".npy":
+        return _load_npy(path)
+    if path.suffix in (".h5", ".hdf5", ".nc"):
+        open_h5(path).close()
+        return None
+    raise DatasetError(f"unsupported input format '{path.suffix}'; use .npy or .h5")
+
+
+def _read_inputs(path: Path, card: dict[str, Any], x: np.ndarray | None = None) -> np.ndarray:
     n_in = card["operator"]["kwargs"]["in_channels"]
     grid = card.get("grid")
     if path.suffix == ".npy":
-        x = _load_npy(path)
+        x = _load_npy(path) if x is None else x
     elif path.suffix in (".h5", ".hdf5", ".nc"):
         with open_h5(path) as f:
             missing = [v for v in card["inputs"] if parse_selector(v)[0] not in f]
@@ -309,12 +327,7 @@ def _read_inputs(path: Path, card: dict[str, Any]) -> np.ndarray:
         )
     if len(x) == 0:
         raise DatasetError(f"{path} holds no samples (shape {x.shape})")
-    x = x.astype(np.float32)
-    bad = first_nonfinite(x)
-    if bad is not None:
-        raise DatasetError(f"{path}: input sample {bad} holds NaN or Inf values (after "
-                           "conversion to float32); predict needs finite inputs")
-    return x
+    return x.astype(np.float32)  # HDF5 reads were checked for finiteness by read_selection
 
 
 def predict(
@@ -332,8 +345,11 @@ def predict(
         raise DatasetError(f"output must be a .npy file, got {output_path.name}")
     check_int(batch_size, "--batch-size", 1)
     check_output(output_path, overwrite, "output")
+    if not Path(model_path).exists():
+        raise DatasetError(f"model file not found: {model_path}")
+    checked = _check_input(Path(input_path))  # cheap checks before loading the model
     module, card = load_exported(model_path)
-    x = _read_inputs(Path(input_path), card)
+    x = _read_inputs(Path(input_path), card, checked)
     outs = []
     starts = range(0, len(x), batch_size)
     with torch.no_grad():

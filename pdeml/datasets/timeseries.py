@@ -40,7 +40,8 @@ def _read_series(
         n, _, *grid = shapes.pop()
         rows = np.arange(n) if indices is None else np.asarray(indices)
         try:
-            series = np.stack([np.asarray(read_checked(f[name], ..., path), np.float32)[rows] for name in fields], 2)
+            series = np.stack([np.asarray(read_checked(f[name], ..., path), np.float32)[rows]
+                               for name in fields], 2)
             consts = [_static(f, name, rows, tuple(grid), path) for name in static]
         except (OSError, RuntimeError) as err:
             raise DatasetError(f"cannot read {path}: file damaged ({err})") from None

@@ -106,7 +106,8 @@ def compute_samples(problem: Problem, seed: int, split: str, indices: Sequence[i
         bad = first_nonfinite(values)
         if bad is not None:
             raise DatasetError(
-                f"{problem.name}: sample {indices[bad]} of split '{split}' (seed {seed}) has "
+                f"{problem.name or type(problem).__name__}: sample {indices[bad]} of split "
+                f"'{split}' (seed {seed}) has "
                 f"NaN or Inf in '{name}' (the solve diverged); nothing of it was written. "
                 f"Change the problem options or the seed")
     return stacked
