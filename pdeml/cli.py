@@ -282,13 +282,16 @@ def _user_error(err: BaseException) -> str | None:
 
     Input errors: ``ValueError`` (pdeml's own errors), ``OSError`` (files; h5py raises it for
     damaged HDF5), ``TypeError``/``KeyError`` (bad settings), memory exhaustion (Python's
-    ``MemoryError`` and torch's allocator failure) and Lightning's configuration errors.
+    ``MemoryError`` and torch's allocator failure), Lightning's configuration errors and a
+    missing optional package (``ModuleNotFoundError``, e.g. ``trainer.accelerator=tpu``).
     """
     text = " ".join(str(err).split())
     lightning_errors = sys.modules.get("lightning.fabric.utilities.exceptions")
     if isinstance(err, MemoryError) or (
             isinstance(err, RuntimeError) and "can't allocate memory" in text):
         return f"out of memory: {text or type(err).__name__}; choose smaller sizes"
+    if isinstance(err, ModuleNotFoundError):  # an optional dependency the settings ask for
+        return f"a package this needs is not installed: {text}"
     if lightning_errors is not None and isinstance(
             err, lightning_errors.MisconfigurationException):
         return f"invalid training setting: {text}"

@@ -83,6 +83,10 @@ CASES = [
      ["{tmp}/r"]),
     ("trainer-devices-0", TRAIN + ["--set", "trainer.devices=0"], "trainer.devices must be",
      ["{tmp}/r"]),
+    ("trainer-strategy-unknown", TRAIN + ["--set", "trainer.strategy=nonsense"],
+     "invalid strategy name", ["{tmp}/r"]),
+    ("trainer-accelerator-not-installed", TRAIN + ["--set", "trainer.accelerator=tpu"],
+     "a package this needs is not installed", ["{tmp}/r"]),
     # ---- cases that already behaved (tests/cli/test_cli_errors.py), kept from regressing
     ("unknown-problem", ["generate", "navier_stokes_99", "--out", "{tmp}/g"],
      "unknown problem 'navier_stokes_99'", ["{tmp}/g"]),
