@@ -80,7 +80,7 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any] | str:
             _note("--resume continues with the run's saved config.yaml; --config files are "
                   "ignored (use --set to change a setting)")
         return train(compose([], args.set), args.out, resume=True)
-    return train(compose(args.config, args.set), args.out)
+    return train(compose(args.config, args.set), args.out, overwrite=args.overwrite)
 
 
 def _cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
@@ -132,7 +132,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("name a run folder (pdeml evaluate RUN) or a suite (--suite cfd)")
     from pdeml.evaluate import evaluate_run
 
-    return evaluate_run(args.run, data=args.data, out=args.out, n_plots=args.n_plots)
+    return evaluate_run(args.run, data=args.data, out=args.out, n_plots=args.n_plots,
+                        overwrite=args.overwrite)
 
 
 def _run_suite(args: argparse.Namespace) -> dict[str, Any]:
@@ -164,21 +165,23 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
     options = {"inputs": args.inputs, "outputs": args.outputs, "n_samples": args.limit,
                "names": _names(args.names, ()) or None, "split": args.split,
                "subsets": args.subsets}
-    return {"output": str(import_dataset(args.format, args.src, args.out, **options))}
+    return {"output": str(import_dataset(args.format, args.src, args.out,
+                                         overwrite=args.overwrite, **options))}
 
 
 def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.export import export_run
 
     return export_run(args.run, args.out,
-                      dynamic_resolution=False if args.fixed_resolution else None)
+                      dynamic_resolution=False if args.fixed_resolution else None,
+                      overwrite=args.overwrite)
 
 
 def _cmd_predict(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.export import predict
 
     path = predict(args.model, args.input, args.out, batch_size=args.batch_size,
-                   progress=not args.no_progress and _progress_on())
+                   progress=not args.no_progress and _progress_on(), overwrite=args.overwrite)
     return {"output": str(path)}
 
 
@@ -186,6 +189,25 @@ def _cmd_demo(args: argparse.Namespace) -> str:
     from pdeml.demo import run_demo
 
     return run_demo(args.out, epochs=args.epochs, n_train=args.n_train, echo=False)["summary"]
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``, with a one-line message otherwise."""
+    what = {0: "a non-negative integer", 1: "a positive integer"}[minimum]
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
+
+    return parse
+
+
+OVERWRITE_HELP = "replace existing outputs (refused otherwise)"
 
 
 def _modes_arg(text: str) -> str:
@@ -227,7 +249,8 @@ def _add_generate(sub: Any) -> None:
     g.add_argument("--overwrite", action="store_true", help="replace existing files")
     g.add_argument("--scheduler", default=None,
                    help="Dask: 'local' (a LocalCluster) or a scheduler address; default serial")
-    g.add_argument("--n-workers", type=int, default=None, help="LocalCluster worker processes")
+    g.add_argument("--n-workers", type=_count(1), default=None,
+                   help="LocalCluster worker processes")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -251,6 +274,7 @@ def _add_train(sub: Any) -> None:
     t.add_argument("--out", help="run folder (config.yaml, checkpoints/, logs/, metrics.json)")
     t.add_argument("--resume", action="store_true",
                    help="continue <out>/checkpoints/last.ckpt with the run's saved config")
+    t.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     t.add_argument("--print-config", action="store_true",
                    help="print the resolved config (defaults, overrides, sizes linked from the "
                         "data) as YAML and exit")
@@ -274,8 +298,8 @@ def _add_finetune(sub: Any) -> None:
     f.add_argument("--residual-inputs", choices=("train", "test", "train+test"),
                    default="train", help="residual mode: whose inputs (labels unused)")
     f.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    f.add_argument("--epochs", type=int, help="maximum epochs (default 50)")
-    f.add_argument("--batch-size", type=int, help="samples per step (default 16)")
+    f.add_argument("--epochs", type=_count(1), help="maximum epochs (default 50)")
+    f.add_argument("--batch-size", type=_count(1), help="samples per step (default 16)")
     f.add_argument("--patience", type=int, help="epochs without validation gain before stop")
     f.add_argument("--max-time", type=float, help="wall-clock limit in seconds")
     f.add_argument("--seed", type=int, help="seed of the shuffling and validation split")
@@ -299,7 +323,7 @@ def _add_evaluate(sub: Any) -> None:
     e.add_argument("run", nargs="?", help="run folder or checkpoint")
     e.add_argument("--data", help="test HDF5 file (default: the run's data.test)")
     e.add_argument("--out", help="output folder (default: <run>/eval; runs/cfd_suite)")
-    e.add_argument("--n-plots", type=int, default=4, help="samples drawn in samples.png")
+    e.add_argument("--n-plots", type=_count(0), default=4, help="samples drawn in samples.png")
     e.add_argument("--suite", choices=("cfd",), help="train and evaluate a benchmark suite")
     e.add_argument("--cases", help="suite cases, e.g. cavity,step (default: all four)")
     e.add_argument("--sweeps", help="suite sweeps, e.g. bc,prop (default: bc,prop,geo)")
@@ -312,7 +336,8 @@ def _add_evaluate(sub: Any) -> None:
     e.add_argument("--data-dir", help="suite data folder (default: <out>/data)")
     e.add_argument("--seed", type=int, default=0, help="suite seed (data and training)")
     e.add_argument("--no-baseline", action="store_true", help="skip the persistence baseline")
-    e.add_argument("--overwrite", action="store_true", help="retrain finished suite runs")
+    e.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier evaluation in --out; with --suite, retrain runs")
     e.add_argument("--progress", action="store_true",
                    help="suite: also show generation and training bars (run lines always show)")
     e.add_argument("--case-list", choices=("random", "cfdbench"), default="random",
@@ -335,7 +360,8 @@ def _add_io(sub: Any) -> None:
     m.add_argument("--inputs", nargs="+", help="declared input selectors, e.g. a or u[0]")
     m.add_argument("--outputs", nargs="+", help="declared output selectors, e.g. u[-1]")
     m.add_argument("--names", help="pdebench: names of the data channels, e.g. u,v")
-    m.add_argument("--limit", type=int, help="import only the first N samples")
+    m.add_argument("--limit", type=_count(1), help="import only the first N samples")
+    m.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     m.add_argument("--subsets", help="cfdbench: subsets of a problem folder, e.g. prop_bc")
     m.add_argument("--split", choices=("train", "val", "test"),
                    help="cfdbench: only this part of CFDBench's seeded 8:1:1 case split")
@@ -347,13 +373,15 @@ def _add_io(sub: Any) -> None:
     x.add_argument("--out", required=True, help="target .pt2 or .onnx file (suffix decides)")
     x.add_argument("--fixed-resolution", action="store_true",
                    help="export for the training grid only (default: dynamic when possible)")
+    x.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     r = _verb(sub, "predict", "run an exported surrogate on .npy or HDF5 input", (
         "pdeml predict model/fno.pt2 data/darcy_pwc/test.h5 --out pred.npy",), _cmd_predict)
     r.add_argument("model", help="exported .pt2 or .onnx file")
     r.add_argument("input", help=".npy (N, C, *grid) or a pdeml HDF5 file")
     r.add_argument("--out", required=True, help="output .npy")
-    r.add_argument("--batch-size", type=int, default=32, help="samples per forward pass")
+    r.add_argument("--batch-size", type=_count(1), default=32, help="samples per forward pass")
+    r.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     r.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -448,6 +476,29 @@ def _stdout_to_stderr() -> Any:
             os.close(saved)
 
 
+def _user_error(err: BaseException) -> str | None:
+    """The one-line message of an error caused by the input, or ``None`` for a bug.
+
+    Input errors: ``ValueError`` (pdeml's own errors), ``OSError`` (files; h5py raises it for
+    damaged HDF5), ``TypeError``/``KeyError`` (bad settings), memory exhaustion (Python's
+    ``MemoryError`` and torch's allocator failure), Lightning's configuration errors and a
+    missing optional package (``ModuleNotFoundError``, e.g. ``trainer.accelerator=tpu``).
+    """
+    text = " ".join(str(err).split())
+    lightning_errors = sys.modules.get("lightning.fabric.utilities.exceptions")
+    if isinstance(err, MemoryError) or (
+            isinstance(err, RuntimeError) and "can't allocate memory" in text):
+        return f"out of memory: {text or type(err).__name__}; choose smaller sizes"
+    if isinstance(err, ModuleNotFoundError):  # an optional dependency the settings ask for
+        return f"a package this needs is not installed: {text}"
+    if lightning_errors is not None and isinstance(
+            err, lightning_errors.MisconfigurationException):
+        return f"invalid training setting: {text}"
+    if isinstance(err, ValueError | OSError | TypeError | KeyError):
+        return text or type(err).__name__
+    return None
+
+
 def _run(args: argparse.Namespace) -> tuple[int, Any]:
     from pdeml.trainers.callbacks import TrainingInterrupted
 
@@ -461,10 +512,10 @@ def _run(args: argparse.Namespace) -> tuple[int, Any]:
         print(f"pdeml: error: interrupted by {signal.Signals(signum).name}; what was written "
               "is kept (re-run the command to finish)", file=sys.stderr)
         return 128 + signum, None
-    except (ValueError, OSError, TypeError, KeyError) as err:
-        if os.environ.get("PDEML_DEBUG"):
+    except Exception as err:  # only the kinds _user_error knows; real bugs keep the traceback
+        message = _user_error(err)
+        if message is None or os.environ.get("PDEML_DEBUG"):
             raise
-        message = " ".join(str(err).split()) or type(err).__name__
         print(f"pdeml: error: {message}", file=sys.stderr)
         return 1, None
 

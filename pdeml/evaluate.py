@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
+from pdeml.checks import check_int, check_output  # noqa: E402
 from pdeml.config import load_yaml  # noqa: E402
 from pdeml.datasets.reader import H5Dataset  # noqa: E402
 from pdeml.datasets.schema import DatasetError  # noqa: E402
@@ -111,15 +112,24 @@ def _refuse_point_clouds(data: str | Path | None, verb: str) -> None:
 
 def evaluate_run(
     run: str | Path, data: str | Path | None = None, out: str | Path | None = None,
-    n_plots: int = 4, batch_size: int = 32,
+    n_plots: int = 4, batch_size: int = 32, overwrite: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate a trained run on a test file: ``metrics.json`` and ``samples.png`` in ``out``."""
+    """Evaluate a trained run on a test file: ``metrics.json`` and ``samples.png`` in ``out``.
+
+    An earlier evaluation in ``out`` (its ``metrics.json``) is replaced only with
+    ``overwrite``.
+    """
+    check_int(n_plots, "--n-plots", 0)
+    check_int(batch_size, "batch_size", 1)
+    if out is not None:
+        check_output(Path(out) / "metrics.json", overwrite, "evaluation")
     surrogate, cfg = load_surrogate(run)
     data_cfg = cfg.get("data", {})
     data = data or data_cfg.get("test")
     if data is None:
         raise DatasetError("no test data: pass --data or train with data.test set")
     out = Path(out) if out else Path(run if Path(run).is_dir() else Path(run).parent) / "eval"
+    check_output(out / "metrics.json", overwrite, "evaluation")
     _refuse_point_clouds(data, "evaluate")
     if (data_cfg.get("rollout") or {}).get("task") == "nonauto":  # CFDBench's task
         from pdeml.suite import nonauto_profile

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pdeml.checks import check_int, check_output, first_nonfinite
 from pdeml.datasets.reader import parse_selector, read_selection
 from pdeml.datasets.schema import DatasetError, open_h5, read_attrs
 from pdeml.evaluate import _refuse_point_clouds, find_checkpoint, load_surrogate
@@ -196,16 +197,20 @@ def _write(module: torch.nn.Module, example: torch.Tensor, path: Path,
 
 
 def export_run(run: str | Path, out: str | Path, batch: int = 2,
-               dynamic_resolution: bool | None = None) -> dict[str, Any]:
+               dynamic_resolution: bool | None = None, overwrite: bool = False
+               ) -> dict[str, Any]:
     """Export a run's best surrogate to ``out`` (``.pt2`` or ``.onnx``) and ``out`` ``.json``.
 
     The exported graph contains the normalization; the batch dimension is dynamic, and so is
     the grid for operators that trace with symbolic sizes (see :func:`export_module`). The
-    model card is written beside it and embedded in the file.
+    model card is written beside it and embedded in the file. Existing files are replaced
+    only with ``overwrite``.
     """
     out = Path(out)
     if out.suffix not in FORMATS:
         raise ValueError(f"export target must end in {' or '.join(FORMATS)}, got {out.name}")
+    check_output(out, overwrite, "export target")
+    check_output(out.with_suffix(".json"), overwrite, "model card")
     ckpt = find_checkpoint(run)
     run_dir = ckpt.parent.parent
     surrogate, cfg = load_surrogate(run)
@@ -262,14 +267,48 @@ def load_exported(path: str | Path) -> tuple[Any, dict[str, Any]]:
     return program.module(), card
 
 
-def _read_inputs(path: Path, card: dict[str, Any]) -> np.ndarray:
+def _load_npy(path: Path) -> np.ndarray:
+    """A numeric ``.npy`` array, with one-line errors for missing, empty or foreign files."""
+    if not path.exists():
+        raise DatasetError(f"input file not found: {path}")
+    if path.stat().st_size == 0:
+        raise DatasetError(f"{path} is empty; expected a .npy array (N, C, *grid) saved with "
+                           "numpy.save")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        first = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DatasetError(f"{path} is not a .npy array (expected (N, C, *grid) saved with "
+                           f"numpy.save): {first[:120]}") from None
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "biuf":
+        raise DatasetError(f"{path} holds {getattr(x, 'dtype', type(x).__name__)} data; "
+                           "expected real numbers (N, C, *grid)")
+    if x.ndim == 0 or len(x) == 0:
+        raise DatasetError(f"{path} holds no samples (shape {x.shape}); expected (N, C, *grid)")
+    x = x.astype(np.float32)
+    bad = first_nonfinite(x)
+    if bad is not None:
+        raise DatasetError(f"{path}: input sample {bad} holds NaN or Inf values (after "
+                           "conversion to float32); predict needs finite inputs")
+    return x
+
+
+def _check_input(path: Path) -> np.ndarray | None:
+    """What can be checked of a predict input without the model: the ``.npy`` array itself
+    (returned), or that an HDF5 file opens; other formats are refused."""
+    if path.suffix == ".npy":
+        return _load_npy(path)
+    if path.suffix in (".h5", ".hdf5", ".nc"):
+        open_h5(path).close()
+        return None
+    raise DatasetError(f"unsupported input format '{path.suffix}'; use .npy or .h5")
+
+
+def _read_inputs(path: Path, card: dict[str, Any], x: np.ndarray | None = None) -> np.ndarray:
     n_in = card["operator"]["kwargs"]["in_channels"]
     grid = card.get("grid")
     if path.suffix == ".npy":
-        try:
-            x = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise DatasetError(f"cannot read {path}: {err}") from None
+        x = _load_npy(path) if x is None else x
     elif path.suffix in (".h5", ".hdf5", ".nc"):
         with open_h5(path) as f:
             missing = [v for v in card["inputs"] if parse_selector(v)[0] not in f]
@@ -286,22 +325,31 @@ def _read_inputs(path: Path, card: dict[str, Any]) -> np.ndarray:
             f"input of shape {x.shape} does not fit the model: expected (N, {n_in}, "
             f"{', '.join(map(str, grid or ['...']))})"
         )
-    return x.astype(np.float32)
+    if len(x) == 0:
+        raise DatasetError(f"{path} holds no samples (shape {x.shape})")
+    return x.astype(np.float32)  # HDF5 reads were checked for finiteness by read_selection
 
 
 def predict(
     model_path: str | Path, input_path: str | Path, output_path: str | Path,
-    batch_size: int = 32, progress: bool = True,
+    batch_size: int = 32, progress: bool = True, overwrite: bool = False,
 ) -> Path:
     """Run an exported surrogate over every sample of a ``.npy`` or HDF5 file.
 
-    The output (``(N, out_channels, *spatial)``) is written atomically as ``.npy``.
+    The output (``(N, out_channels, *spatial)``) is written atomically as ``.npy``; an
+    existing one is replaced only with ``overwrite``. Inputs must be finite, and a
+    prediction with a NaN or an infinity stops the run naming the sample (nothing written).
     """
-    module, card = load_exported(model_path)
-    x = _read_inputs(Path(input_path), card)
     output_path = Path(output_path)
     if output_path.suffix != ".npy":
         raise DatasetError(f"output must be a .npy file, got {output_path.name}")
+    check_int(batch_size, "--batch-size", 1)
+    check_output(output_path, overwrite, "output")
+    if not Path(model_path).exists():
+        raise DatasetError(f"model file not found: {model_path}")
+    checked = _check_input(Path(input_path))  # cheap checks before loading the model
+    module, card = load_exported(model_path)
+    x = _read_inputs(Path(input_path), card, checked)
     outs = []
     starts = range(0, len(x), batch_size)
     with torch.no_grad():
@@ -312,6 +360,10 @@ def predict(
                 first = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
                 raise DatasetError(f"the model rejected input of shape {x.shape}: "
                                    f"{first[:300]}") from None
+            bad = first_nonfinite(outs[-1])
+            if bad is not None:
+                raise DatasetError(f"the model's output for sample {s + bad} of {input_path} "
+                                   "holds NaN or Inf values; nothing written")
     output_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = output_path.with_name(output_path.name + ".tmp.npy")
     np.save(tmp, np.concatenate(outs))

@@ -46,6 +46,24 @@ def _check_rollout(spec: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def eval_sampler(dataset: Any) -> Any:
+    """Under DDP, a sampler that gives each rank a disjoint share of an evaluation set.
+
+    Lightning's default ``DistributedSampler`` pads the set with repeated samples so that
+    every rank has as many; those would count twice in the validation and test metrics.
+    Lightning keeps a ``DistributedSampler`` it finds on a loader, so this one stays, and
+    the per-rank metric sums are reduced exactly (see ``OperatorModule``). ``None`` (the
+    default sequential order) outside DDP.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return None
+    from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+
+    return UnrepeatedDistributedSampler(dataset, shuffle=False)
+
+
 def make_datamodule(**kwargs: Any) -> PDEDataModule:
     """The datamodule for ``kwargs["train"]``: point-cloud files get
     :class:`pdeml.datasets.pointcloud.PointCloudDataModule`, grid files :class:`PDEDataModule`.
@@ -185,6 +203,7 @@ class PDEDataModule(L.LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=None if shuffle else eval_sampler(dataset),
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )

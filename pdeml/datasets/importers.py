@@ -439,12 +439,20 @@ IMPORTERS: dict[str, Callable[..., Path]] = {
 }
 
 
-def import_dataset(fmt: str, src: str | Path, dst: str | Path, **options: Any) -> Path:
+def import_dataset(fmt: str, src: str | Path, dst: str | Path, overwrite: bool = False,
+                   **options: Any) -> Path:
     """Import ``src`` of format ``fmt`` (a key of :data:`IMPORTERS`) into ``dst``.
 
     ``options`` go to the format's importer (``inputs``, ``outputs``, ``n_samples``, ...).
+    An existing ``dst`` is replaced only with ``overwrite``.
     """
     import inspect
+
+    from pdeml.checks import check_int, check_output
+
+    check_output(dst, overwrite, "import target")
+    if options.get("n_samples") is not None:
+        check_int(options["n_samples"], "--limit", 1)
 
     if fmt not in IMPORTERS:
         raise ValueError(f"unknown import format '{fmt}'; use one of {', '.join(IMPORTERS)}")

@@ -437,7 +437,10 @@ class OnlineDataModule(L.LightningDataModule):
                           **extra)
 
     def _loader(self, dataset: H5Dataset) -> DataLoader:
-        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False)
+        from pdeml.datasets.datamodule import eval_sampler  # disjoint shares under DDP
+
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=False,
+                          sampler=eval_sampler(dataset))
 
     def val_dataloader(self) -> DataLoader | list:
         return self._loader(self.val_set) if self.val_set is not None else []

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pdeml.datasets.datamodule import PDEDataModule
 from pdeml.datasets.normalization import UnitGaussianNormalizer
-from pdeml.datasets.schema import DatasetError, check_variables, open_h5
+from pdeml.datasets.schema import DatasetError, check_variables, open_h5, read_checked
 
 COORDS, COUNT = "coords", "n_points"
 
@@ -74,7 +74,7 @@ class PointCloudDataset(Dataset):
             if var.ndim < 2 or var.shape[1] != capacity:
                 raise DatasetError(f"{self.path}: '{name}' is not a per-point variable "
                                    f"(sample, point[, channels]), shape {var.shape}")
-            data = np.asarray(var[...], np.float32)[self.indices]
+            data = np.asarray(read_checked(var, ..., self.path), np.float32)[self.indices]
             parts.append(data[..., None] if data.ndim == 2 else data.reshape(*data.shape[:2], -1))
         return torch.from_numpy(np.concatenate(parts, axis=-1))
 
@@ -144,6 +144,9 @@ class PointCloudDataModule(PDEDataModule):
                 fit_masked(ds.out_channels, ds.y, ds.counts))
 
     def _loader(self, dataset: PointCloudDataset, shuffle: bool) -> DataLoader:
+        from pdeml.datasets.datamodule import eval_sampler
+
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle,
+                          sampler=None if shuffle else eval_sampler(dataset),
                           num_workers=self.num_workers, collate_fn=collate_points,
                           persistent_workers=self.num_workers > 0)

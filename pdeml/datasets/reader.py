@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from pdeml.datasets.schema import DatasetError, check_variables, open_h5
+from pdeml.datasets.schema import DatasetError, check_variables, open_h5, read_checked
 
 _SELECTOR = re.compile(r"^([A-Za-z_][\w.]*)(?:\[\s*(-?\d+)?\s*(:)?\s*(-?\d+)?\s*\])?$")
 
@@ -70,13 +70,16 @@ def read_selection(
 ) -> np.ndarray:
     """Read ``rows`` of a selector as float32 ``(rows..., channels, *spatial)``.
 
+    Stops with a :class:`DatasetError` naming the file and the sample when a chunk fails its
+    checksum or a value is NaN or infinite (see :func:`pdeml.datasets.schema.read_checked`).
+
     A per-sample scalar variable is broadcast to a constant channel on the grid ``spatial``.
     """
     name, index = parse_selector(spec)
-    var = f[name]
+    var, path = f[name], f.filename
     if var.ndim == 1:
-        values = np.asarray(var[rows] if not isinstance(rows, np.ndarray) else var[...][rows],
-                            np.float32)
+        values = np.asarray(read_checked(var, rows, path) if not isinstance(rows, np.ndarray)
+                            else read_checked(var, ..., path)[rows], np.float32)
         shape = (*values.shape, 1, *(spatial or ()))
         return np.broadcast_to(values.reshape(*values.shape, *[1] * (len(shape) - values.ndim)),
                                shape).copy()
@@ -85,9 +88,11 @@ def read_selection(
     elif index is not None and index < 0:
         index += var.shape[1]
     if isinstance(rows, np.ndarray):
-        data = np.asarray(var[...] if index is None else var[:, index], np.float32)[rows]
+        key = ... if index is None else (slice(None), index)
+        data = np.asarray(read_checked(var, key, path), np.float32)[rows]
     else:
-        data = np.asarray(var[rows] if index is None else var[rows, index], np.float32)
+        key = rows if index is None else (rows, index)
+        data = np.asarray(read_checked(var, key, path), np.float32)
     lead = 0 if isinstance(rows, int | np.integer) else 1
     if index is None or not isinstance(index, slice):
         data = np.expand_dims(data, lead)

@@ -33,7 +33,7 @@ import torch
 from torch.utils.data import Dataset
 
 from pdeml.datasets.reader import has_time_axis
-from pdeml.datasets.schema import DatasetError, check_variables, open_h5
+from pdeml.datasets.schema import DatasetError, check_variables, open_h5, read_checked
 
 
 def converged_length(u: np.ndarray, v: np.ndarray, tol: float | None = 1e-3) -> int:
@@ -70,7 +70,8 @@ def _read_series(
         n, _, *grid = shapes.pop()
         rows = np.arange(n) if indices is None else np.asarray(indices)
         try:
-            series = np.stack([np.asarray(f[name][...], np.float32)[rows] for name in fields], 2)
+            series = np.stack([np.asarray(read_checked(f[name], ..., path), np.float32)[rows]
+                               for name in fields], 2)
             consts = [_static(f, name, rows, tuple(grid), path) for name in static]
             frames = (np.asarray(f["n_frames"][...])[rows].astype(np.int64)
                       if "n_frames" in f else np.full(len(rows), series.shape[1]))
@@ -86,13 +87,13 @@ def _static(f: object, name: str, rows: np.ndarray, grid: tuple[int, ...],
             path: Path) -> np.ndarray:
     var = f[name]
     if var.ndim == 1:  # a per-sample parameter: a constant channel
-        values = np.asarray(var[...], np.float32)[rows]
+        values = np.asarray(read_checked(var, ..., path), np.float32)[rows]
         return np.broadcast_to(values.reshape(-1, 1, *[1] * len(grid)),
                                (len(rows), 1, *grid)).copy()
     if tuple(var.shape[1:]) != grid:
         raise DatasetError(f"{path}: static variable '{name}' has grid {tuple(var.shape[1:])}, "
                            f"the fields have {grid} (time-dependent variables go in fields)")
-    return np.asarray(var[...], np.float32)[rows][:, None]
+    return np.asarray(read_checked(var, ..., path), np.float32)[rows][:, None]
 
 
 class _SeriesBase(Dataset):

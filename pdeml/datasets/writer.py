@@ -34,6 +34,7 @@ import h5netcdf
 import numpy as np
 from tqdm.auto import tqdm
 
+from pdeml.checks import InputError, check_int, check_memory, first_nonfinite, format_bytes
 from pdeml.datasets.schema import DatasetError, create_layout, provenance, read_attrs
 from pdeml.solvers.problems.base import Problem
 
@@ -87,15 +88,33 @@ def _check_manifest(parts: Path, manifest: dict[str, Any]) -> None:
 
 def compute_samples(problem: Problem, seed: int, split: str, indices: Sequence[int]
                     ) -> dict[str, np.ndarray]:
-    """Samples ``indices`` of a split, stacked per variable (also the unit of online streaming)."""
-    rngs = [sample_rng(seed, split, int(i)) for i in indices]
+    """Samples ``indices`` of a split, stacked per variable (also the unit of online streaming).
+
+    Raises
+    ------
+    DatasetError
+        When a sample holds a NaN or an infinity (a diverged solve): it is never written or
+        streamed. The message names the problem, split, sample index and variable, so the
+        sample can be reproduced alone with :func:`sample_rng`.
+    """
+    indices = [int(i) for i in indices]
+    rngs = [sample_rng(seed, split, i) for i in indices]
     batch = getattr(problem, "sample_batch", None)
     indexed = getattr(problem, "sample_indexed", None)  # listed cases (CFDBench's) by index
     if indexed is not None:
-        samples = [indexed(split, int(i), r) for i, r in zip(indices, rngs, strict=True)]
+        samples = [indexed(split, i, r) for i, r in zip(indices, rngs, strict=True)]
     else:
         samples = batch(rngs) if batch is not None else [problem.sample(r) for r in rngs]
-    return {k: np.stack([np.asarray(s[k]) for s in samples]) for k in samples[0]}
+    stacked = {k: np.stack([np.asarray(s[k]) for s in samples]) for k in samples[0]}
+    for name, values in stacked.items():
+        bad = first_nonfinite(values)
+        if bad is not None:
+            raise DatasetError(
+                f"{problem.name or type(problem).__name__}: sample {indices[bad]} of split "
+                f"'{split}' (seed {seed}) has "
+                f"NaN or Inf in '{name}' (the solve diverged); nothing of it was written. "
+                f"Change the problem options or the seed")
+    return stacked
 
 
 def compute_shard(problem: Problem, seed: int, split: str, start: int, stop: int
@@ -126,6 +145,46 @@ def open_client(scheduler: Any, n_workers: int | None) -> tuple[Any, Any]:
     if isinstance(scheduler, str):
         return Client(scheduler), None
     raise DatasetError(f"scheduler must be None, 'local', an address or a Client: {scheduler!r}")
+
+
+def sample_bytes(problem: Problem) -> int:
+    """Bytes of one stored sample (all variables), from the declared dimensions."""
+    coords = problem.coords()
+    total = 0
+    for var in problem.variables().values():
+        size = int(np.prod([len(coords[d]) for d in var.dims], dtype=np.float64))
+        total += size * np.dtype(var.dtype or ("f4" if var.dims else "f8")).itemsize
+    return total
+
+
+def check_job(problem: Problem, splits: dict[str, int], seed: Any, chunk: Any,
+              scheduler: Any = None, n_workers: Any = None) -> None:
+    """Validate a generation job before anything is created (one-line errors).
+
+    Checks the sizes, the seed, the chunk and the worker count, and refuses a job whose
+    shards cannot fit in memory: a shard holds ``chunk`` samples twice (the solved samples
+    and their stacked copy), and the solver works on at least one sample of float64 fields
+    besides, so ``(2 * chunk + 2) * sample_bytes`` is a lower bound of the memory a worker
+    needs.
+    """
+    try:
+        for split, n in splits.items():
+            check_int(n, f"the number of {split} samples", 1)
+        check_int(seed, "seed", 0)
+        check_int(chunk, "chunk", 1)
+        if n_workers is not None:
+            check_int(n_workers, "--n-workers", 1)
+    except InputError as err:
+        raise DatasetError(str(err)) from None
+    if scheduler is not None and not isinstance(scheduler, str) and not hasattr(
+            scheduler, "submit"):
+        raise DatasetError(f"scheduler must be None, 'local', an address or a Client: "
+                           f"{scheduler!r}")
+    per_sample = sample_bytes(problem)
+    shard = min(int(chunk), max(splits.values()))
+    check_memory((2 * shard + 2) * per_sample,
+                 f"generating {problem.name} ({format_bytes(per_sample)} per sample, "
+                 f"{shard} per shard)")
 
 
 def _solve_shards(
@@ -172,7 +231,8 @@ def _assemble(problem: Problem, parts: Path, path: Path, n: int, chunk: int,
               attrs: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     with h5netcdf.File(tmp, "w") as f:
-        out = create_layout(f, n, problem.coords(), problem.variables())
+        out = create_layout(f, n, problem.coords(), problem.variables(),
+                            problem.coord_units(), problem.boundary_conditions())
         for start in range(0, n, chunk):
             with np.load(parts / f"shard_{start:09d}.npz") as shard:
                 for name, v in out.items():
@@ -222,10 +282,7 @@ def generate_split(
     pathlib.Path
         The finished file.
     """
-    if int(n_samples) != n_samples or n_samples < 1:
-        raise DatasetError(f"the number of samples must be a positive integer, got {n_samples}")
-    if chunk < 1:
-        raise DatasetError(f"chunk must be positive, got {chunk}")
+    check_job(problem, {split: n_samples}, seed, chunk, scheduler, n_workers)
     path = Path(path)
     parts = path.with_name(path.name + ".parts")
     attrs = provenance(problem, seed, split, n_samples)
@@ -264,6 +321,7 @@ def generate_dataset(
     ``scheduler`` and ``n_workers`` are those of :func:`generate_split`; a ``"local"``
     cluster is started once and shared by the splits.
     """
+    check_job(problem, splits, seed, chunk, scheduler, n_workers)
     out_dir = Path(out_dir)
     client, cluster = (None, None) if scheduler is None else open_client(scheduler, n_workers)
     try:

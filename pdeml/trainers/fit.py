@@ -33,6 +33,12 @@ from pdeml.trainers.callbacks import (
     make_logger,
     progress_callback,
 )
+from pdeml.trainers.guards import (
+    check_config,
+    check_model_memory,
+    launched_rank,
+    remove_outputs,
+)
 from pdeml.trainers.module import OperatorModule
 
 __all__ = ["DEFAULTS", "TrainingInterrupted", "build_model", "resolve_config", "train"]
@@ -102,6 +108,7 @@ def build_model(model_cfg: dict[str, Any], dm: PDEDataModule) -> torch.nn.Module
     """Build the operator, linking ``in_channels``/``out_channels`` from the data."""
     kwargs = _linked_model(model_cfg, dm)
     name = kwargs.pop("name", "FNO")
+    check_model_memory(name, kwargs)  # before allocating: a huge model fails cleanly
     try:
         return build({"name": name, "kwargs": kwargs})
     except TypeError as err:
@@ -158,7 +165,11 @@ def _write_config(cfg: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[str, Any]:
+RUN_OUTPUTS = ("checkpoints", "logs", "config.yaml", "metrics.json")
+
+
+def train(cfg: dict[str, Any], out: str | Path, resume: bool = False,
+          overwrite: bool = False) -> dict[str, Any]:
     """Train from a composed config; artifacts go to ``out``.
 
     ``out`` receives ``config.yaml`` (resolved: defaults, linked sizes, model arguments),
@@ -176,6 +187,10 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
     resume
         Continue from ``out/checkpoints/last.ckpt`` with the run's own config; its learning-rate
         schedule continues and ``logs/metrics.csv`` is appended to.
+    overwrite
+        Replace a run already in ``out`` (its checkpoints, logs, config and metrics, nothing
+        else), once every setting was accepted. Without it (and without ``resume``) a folder
+        that holds any of these is refused.
 
     Returns
     -------
@@ -191,8 +206,16 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
                               "a new run)")
         cfg = _resume_config(out, cfg)
         keep_step = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
-    elif last.exists():
-        raise ConfigError(f"{out} already holds a run; pass --resume or choose another --out")
+    # Lightning's DDP launcher re-runs this command for ranks > 0 after rank 0 created the
+    # folder: only the first process judges what was there before.
+    first = launched_rank() == 0
+    existing = [] if resume or not first else [n for n in RUN_OUTPUTS if (out / n).exists()]
+    if existing and not overwrite:
+        raise ConfigError(f"{out} already holds a run ({', '.join(existing)}); pass --resume "
+                          "to continue it, --overwrite to replace it, or choose another --out")
+    trainer_cfg = {k: v for k, v in (cfg.get("trainer") or {}).items()
+                   if k not in OWN_TRAINER_KEYS}  # logger/callbacks: pdeml's own spellings
+    check_config({**cfg, "trainer": trainer_cfg})
     cfg = resolve_config(cfg)
     if not {"train", "online"} & set(cfg["data"]):
         raise ConfigError("config needs data.train (the training HDF5 file) or data.online")
@@ -208,11 +231,13 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
         module = OperatorModule(net, **cfg["module"])
     except TypeError as err:
         raise _kwargs_error("module", err) from None
-    out.mkdir(parents=True, exist_ok=True)
-    _write_config({**cfg, "model": net.config["kwargs"] | {"name": net.config["name"]}},
-                  out / "config.yaml")
     stop = GracefulStop(last)
     trainer = _make_trainer(out, cfg["trainer"], dm.val_set is not None, [stop], keep_step)
+    remove_outputs(out, existing)
+    out.mkdir(parents=True, exist_ok=True)  # only once every setting was accepted
+    if first:
+        _write_config({**cfg, "model": net.config["kwargs"] | {"name": net.config["name"]}},
+                      out / "config.yaml")
     stop.install()
     try:  # Lightning's bars write to sys.stdout: stdout is kept for results
         with contextlib.redirect_stdout(sys.stderr):
@@ -227,5 +252,6 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False) -> dict[st
                 result.update({k: float(v) for k, v in metrics.items()})
     finally:
         stop.restore()
-    (out / "metrics.json").write_text(json.dumps(result, indent=2))
+    if trainer.is_global_zero:  # one metrics.json; the values are reduced over the ranks
+        (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

@@ -7,6 +7,7 @@ from typing import Any
 import lightning as L
 import torch
 from torch import nn
+from torchmetrics import MeanMetric
 
 from pdeml.datasets.normalization import UnitGaussianNormalizer
 from pdeml.operators import build
@@ -93,6 +94,12 @@ class OperatorModule(L.LightningModule):
             UnitGaussianNormalizer(kw["out_channels"]),
         )
         self.rel_l2 = LpLoss(2.0, relative=True)
+        self._rel_l2_each = LpLoss(2.0, relative=True, reduction="none")
+        # Validation/test metrics accumulate (sum, weight) and torchmetrics reduces them over
+        # the DDP ranks at the end of the epoch: the logged value is the whole set's, not one
+        # rank's. Their states are not persistent, so checkpoints keep their keys.
+        self.eval_metrics = nn.ModuleDict({f"{split}_{name}": MeanMetric()
+                                           for split in ("val", "test") for name in ("l2", "mse")})
 
     @property
     def model(self) -> nn.Module:
@@ -132,8 +139,11 @@ class OperatorModule(L.LightningModule):
 
     def _eval_step(self, batch: tuple[torch.Tensor, ...], prefix: str) -> None:
         pred, y, n_valid = self._predict(batch)
-        self.log(f"{prefix}_l2", self.rel_l2(pred, y), prog_bar=True, batch_size=len(y))
-        self.log(f"{prefix}_mse", torch.sum((pred - y) ** 2) / n_valid, batch_size=len(y))
+        l2, mse = self.eval_metrics[f"{prefix}_l2"], self.eval_metrics[f"{prefix}_mse"]
+        l2.update(self._rel_l2_each(pred, y).detach())  # one weight per sample
+        mse.update(torch.sum((pred - y) ** 2).detach() / n_valid, weight=n_valid)
+        self.log(f"{prefix}_l2", l2, prog_bar=True, on_step=False, on_epoch=True)
+        self.log(f"{prefix}_mse", mse, on_step=False, on_epoch=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")

@@ -27,7 +27,7 @@ def test_file_opens_in_xarray_with_named_dims_and_provenance(tmp_path):
     assert ds["a"].dtype == np.float32 and ds.sizes["sample"] == 10
     assert np.allclose(ds["x"].values, np.linspace(0, 1, 16))
     assert ds.attrs["problem"] == "darcy" and ds.attrs["seed"] == 3
-    assert ds.attrs["pdeml_schema_version"] == "1"
+    assert ds.attrs["pdeml_schema_version"] == "2"
     with h5py.File(path) as f:
         assert f["a"].chunks == (1, 16, 16)
         assert f["u"].dims[0][0].name == "/sample"  # an attached HDF5 dimension scale

@@ -51,9 +51,35 @@ class Problem:
         """Settings that define the problem (provenance; also how to rebuild it)."""
         raise NotImplementedError
 
+    def coord_units(self) -> dict[str, str]:
+        """Units of the coordinates by name; those not named are non-dimensional (``"1"``)."""
+        return {}
+
+    def boundary_conditions(self) -> dict[str, dict[str, Any]]:
+        """Boundary conditions, recorded in the file's ``boundary_conditions`` group.
+
+        ``{name: {"bc_type", "dim", "side", "fields", "value"}}``, as described in
+        :func:`pdeml.datasets.schema.write_boundary_conditions`; empty when not declared.
+        """
+        return {}
+
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Draw the random inputs and solve: one array per variable."""
         raise NotImplementedError
+
+
+def box_boundaries(
+    bc_type: str, fields: tuple[str, ...] | list[str], value: float | None = None,
+    dims: tuple[str, ...] = ("x", "y"),
+) -> dict[str, dict[str, Any]]:
+    """The same condition on both ends of each of ``dims`` (periodic: one entry per dim)."""
+    extra = {} if value is None else {"value": value}
+    if bc_type == "periodic":
+        return {f"{d}_periodic": {"bc_type": bc_type, "dim": d, "side": "both",
+                                  "fields": list(fields)} for d in dims}
+    return {f"{d}_{side}": {"bc_type": bc_type, "dim": d, "side": side,
+                            "fields": list(fields), **extra}
+            for d in dims for side in ("lower", "upper")}
 
 
 def make_problem(name: str, **kwargs: Any) -> Problem:
@@ -62,6 +88,9 @@ def make_problem(name: str, **kwargs: Any) -> Problem:
         known = ", ".join(sorted(Problem.registry))
         raise ValueError(f"unknown problem '{name}'; available: {known}")
     cls = Problem.registry[name]
+    from pdeml.checks import check_options
+
+    check_options(cls.__init__, kwargs, name)  # 'resolution=abc' named, not int()'s message
     try:
         return cls(**kwargs)
     except TypeError as err:

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.fft
 
 from pdeml.solvers.fields import gaussian_random_field, grid_points
-from pdeml.solvers.problems.base import Problem, Variable
+from pdeml.solvers.problems.base import Problem, Variable, box_boundaries
 from pdeml.solvers.spectral import (
     check_grid,
     dealias_mask,
@@ -118,6 +118,9 @@ class Burgers(Problem):
 
     def coords(self) -> dict[str, np.ndarray]:
         return {"time": self.times.copy(), "x": grid_points(self.resolution, "periodic")}
+
+    def boundary_conditions(self) -> dict[str, dict[str, Any]]:
+        return box_boundaries("periodic", ("u0", "u"), dims=("x",))
 
     def attrs(self) -> dict[str, Any]:
         return {

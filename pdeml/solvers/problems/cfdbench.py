@@ -65,7 +65,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from pdeml.solvers.problems import cfdbench_cases
-from pdeml.solvers.problems.base import Problem, Variable
+from pdeml.solvers.problems.base import Problem, Variable, box_boundaries
 from pdeml.solvers.projection import PRESSURE_METHODS, Boundary, ProjectionSolver
 from pdeml.solvers.spectral import positive_int, positive_numbers, time_grid
 
@@ -220,6 +220,18 @@ class FlowProblem(Problem):
         x = (np.arange(self.resolution) + 0.5) / self.resolution
         times = self.final_time * np.arange(1, self.n_snapshots + 1) / self.n_snapshots
         return {"time": times, "y": x.copy(), "x": x}
+
+    def coord_units(self) -> dict[str, str]:
+        return {"time": "s"}
+
+    def boundary_conditions(self) -> dict[str, dict[str, Any]]:
+        walls = {f"y_{s}": {"bc_type": "wall", "dim": "y", "side": s, "fields": ["u", "v"],
+                            "value": 0.0} for s in ("lower", "upper")}
+        ends = {"x_lower": {"bc_type": "inflow", "dim": "x", "side": "lower",
+                            "fields": ["u", "v"], "sample_varying": "velocity" in self.ranges},
+                "x_upper": {"bc_type": "outflow", "dim": "x", "side": "upper",
+                            "fields": ["u", "v", "p"]}}
+        return {**walls, **ends}
 
     def attrs(self) -> dict[str, Any]:
         return {
@@ -429,6 +441,12 @@ class Cavity(FlowProblem):
         return {"velocity": case["vel_top"], "density": case["density"],
                 "viscosity": case["viscosity"] * s, "width": case["width"] * s,
                 "height": case["height"] * s}
+
+    def boundary_conditions(self) -> dict[str, dict[str, Any]]:
+        walls = box_boundaries("wall", ("u", "v"), 0.0)
+        walls["y_upper"] = {"bc_type": "wall", "dim": "y", "side": "upper", "fields": ["u", "v"],
+                            "sample_varying": True}  # the lid, sliding at the case's velocity
+        return walls
 
     def geometry(self, params: dict[str, float]) -> dict[str, Any]:
         return {"nx": self.cells, "ny": self.cells, "lx": params["width"],

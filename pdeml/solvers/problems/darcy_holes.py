@@ -20,7 +20,7 @@ import scipy.sparse.linalg as spla
 from scipy.spatial import Delaunay
 
 from pdeml.solvers.fields import _basis
-from pdeml.solvers.problems.base import Problem, Variable
+from pdeml.solvers.problems.base import Problem, Variable, box_boundaries
 
 Field = Callable[[np.ndarray, np.ndarray], np.ndarray]
 EDGE = 1e-9  # tolerance for "on the outer square"
@@ -228,6 +228,12 @@ class DarcyHoles(Problem):
     def coords(self) -> dict[str, np.ndarray]:
         return {"point": np.arange(self.capacity), "dim": np.arange(2),
                 "hole": np.arange(self.max_holes), "param": np.arange(3)}
+
+    def boundary_conditions(self) -> dict[str, dict[str, Any]]:
+        # a point cloud has no x/y dimension to mask: the conditions are attributes only
+        outer = {k: {**v, "mask": False} for k, v in box_boundaries("dirichlet", ("u",)).items()}
+        return {**outer, "holes": {"bc_type": "neumann", "dim": "hole", "side": "both",
+                                   "fields": ["u"], "mask": False, "sample_varying": True}}
 
     def attrs(self) -> dict[str, Any]:
         keys = ("h", "min_holes", "max_holes", "gap", "forcing", "alpha", "tau", "sigma",

@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdeml.solvers.fields import lognormal
-from pdeml.solvers.problems.base import Variable
+from pdeml.solvers.problems.base import Variable, box_boundaries
 from pdeml.solvers.problems.linear import LinearProblem, assemble_diffusion
 
 
@@ -53,6 +53,10 @@ class SteadyHeat(LinearProblem):
     def field_variables(self) -> dict[str, Variable]:
         return {"kappa": Variable(("y", "x"), "1", "thermal conductivity"),
                 "T": Variable(("y", "x"), "1", "temperature")}
+
+    def boundary_conditions(self) -> dict[str, dict[str, Any]]:
+        # t_left / t_right on the side walls, linear in x along the top and bottom ones
+        return box_boundaries("dirichlet", ("T",))
 
     def attrs(self) -> dict[str, Any]:
         return {"resolution": self.resolution, "source": self.source, "t_left": self.t_left,

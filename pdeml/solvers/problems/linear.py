@@ -39,7 +39,7 @@ import scipy.sparse.linalg as spla
 
 from pdeml.solvers.fields import grid_points
 from pdeml.solvers.krylov import GCRODR, GMRES, amg, solve_sequence, sort_systems
-from pdeml.solvers.problems.base import Problem, Variable
+from pdeml.solvers.problems.base import Problem, Variable, box_boundaries
 
 __all__ = ["LinearProblem", "SOLVERS", "STAT_VARIABLES", "assemble_diffusion", "auto_method"]
 
@@ -314,6 +314,10 @@ class LinearProblem(Problem):
     def coords(self) -> dict[str, np.ndarray]:
         x = grid_points(self.resolution, "bounded")
         return {"y": x.copy(), "x": x}
+
+    def boundary_conditions(self) -> dict[str, dict[str, Any]]:
+        # u = 0 on the walls; SteadyHeat overrides this with its non-zero walls
+        return box_boundaries("dirichlet", self.output_vars, 0.0)
 
     # -- what a subclass provides -------------------------------------------------------------
     def field_variables(self) -> dict[str, Variable]:

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.fft
 
 from pdeml.solvers.fields import gaussian_random_field, grid_points
-from pdeml.solvers.problems.base import Problem, Variable
+from pdeml.solvers.problems.base import Problem, Variable, box_boundaries
 from pdeml.solvers.spectral import (
     check_grid,
     dealias_mask,
@@ -216,6 +216,9 @@ class NavierStokes2D(Problem):
             xf = grid_points(self.fine_resolution, "periodic")
             out.update({"y_fine": xf.copy(), "x_fine": xf})
         return out
+
+    def boundary_conditions(self) -> dict[str, dict[str, Any]]:
+        return box_boundaries("periodic", ("w0", "w"))
 
     def attrs(self) -> dict[str, Any]:
         keys = ("viscosity", "forcing", "forcing_amplitude", "forcing_wavenumber", "drag",
