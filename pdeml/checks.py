@@ -24,13 +24,13 @@ class InputError(ValueError):
 
 
 # ------------------------------------------------------------------------------ option types
-def _type_name(tp: Any) -> str:
+def describe_type(tp: Any) -> str:
     """A reader's name for a type hint (``int``, ``a number``, ``null``, ``one of 'a', 'b'``)."""
     origin = typing.get_origin(tp)
     if origin is typing.Literal:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
     if origin in (typing.Union, types.UnionType):
-        return " or ".join(dict.fromkeys(_type_name(a) for a in typing.get_args(tp)))
+        return " or ".join(dict.fromkeys(describe_type(a) for a in typing.get_args(tp)))
     names = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
              type(None): "null", list: "a list", tuple: "a list", dict: "a mapping"}
     return names.get(origin or tp, getattr(tp, "__name__", str(tp)))
@@ -80,7 +80,7 @@ def check_options(func: Callable[..., Any], options: dict[str, Any], owner: str)
         return
     for name, value in options.items():
         if name in hints and not _matches(value, hints[name]):
-            raise InputError(f"{owner}.{name} must be {_type_name(hints[name])}, "
+            raise InputError(f"{owner}.{name} must be {describe_type(hints[name])}, "
                              f"got {value!r}")
 
 

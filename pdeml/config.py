@@ -14,11 +14,29 @@ from typing import Any
 
 import yaml
 
+from pdeml.checks import describe_type
+
 SECTIONS = ("seed", "data", "model", "module", "trainer")
 
 
 class ConfigError(ValueError):
     """A config file or override is malformed."""
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``1e-3`` is a number, not the string
+    ``'1e-3'`` (YAML 1.1 wants a dot in the mantissa), as every scientist types it."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with YAML 1.2 floats (see :class:`_Loader`)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 (a SafeLoader subclass)
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -27,7 +45,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = parse_yaml(path.read_text()) or {}
     except yaml.YAMLError as err:
         first = str(err).splitlines()[0]
         raise ConfigError(f"{path} is not valid YAML: {first}") from None
@@ -56,7 +74,7 @@ def apply_override(cfg: dict[str, Any], assignment: str) -> dict[str, Any]:
     if not keys:
         raise ConfigError(f"override '{assignment}' has an empty key")
     try:
-        value = yaml.safe_load(raw)
+        value = parse_yaml(raw)
     except yaml.YAMLError:
         raise ConfigError(f"override '{assignment}': cannot parse the value") from None
     update: dict[str, Any] = {keys[-1]: value}
@@ -215,5 +233,5 @@ def validate_section(section: str, values: dict[str, Any], func: Any,
         row = rows[key]
         if not check_type(value, row["type"]):
             helptext = f" ({row['help']})" if row["help"] else ""
-            raise ConfigError(f"{section}.{key} must be {_type_name(row['type'])}, got "
+            raise ConfigError(f"{section}.{key} must be {describe_type(row['type'])}, got "
                               f"{value!r}{helptext}")

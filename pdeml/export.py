@@ -196,21 +196,29 @@ def _write(module: torch.nn.Module, example: torch.Tensor, path: Path,
     os.replace(tmp, path)
 
 
+def card_path_of(model: str | Path) -> Path:
+    """Where :func:`export_run` writes the model card of an exported file."""
+    model = Path(model)
+    return model.with_name(model.name + ".json")
+
+
 def export_run(run: str | Path, out: str | Path, batch: int = 2,
                dynamic_resolution: bool | None = None, overwrite: bool = False
                ) -> dict[str, Any]:
-    """Export a run's best surrogate to ``out`` (``.pt2`` or ``.onnx``) and ``out`` ``.json``.
+    """Export a run's best surrogate to ``out`` (``.pt2`` or ``.onnx``) and ``out.json``.
 
     The exported graph contains the normalization; the batch dimension is dynamic, and so is
     the grid for operators that trace with symbolic sizes (see :func:`export_module`). The
-    model card is written beside it and embedded in the file. Existing files are replaced
-    only with ``overwrite``.
+    model card is embedded in the file and written beside it as ``<out>.json`` (e.g.
+    ``fno.pt2.json``), so a ``.pt2`` and an ``.onnx`` of one name keep a card each. Existing
+    files are replaced only with ``overwrite``.
     """
     out = Path(out)
     if out.suffix not in FORMATS:
         raise ValueError(f"export target must end in {' or '.join(FORMATS)}, got {out.name}")
     check_output(out, overwrite, "export target")
-    check_output(out.with_suffix(".json"), overwrite, "model card")
+    card_path = card_path_of(out)
+    check_output(card_path, overwrite, "model card")
     ckpt = find_checkpoint(run)
     run_dir = ckpt.parent.parent
     surrogate, cfg = load_surrogate(run)
@@ -221,7 +229,6 @@ def export_run(run: str | Path, out: str | Path, batch: int = 2,
     example = torch.randn(batch, surrogate.model.config["kwargs"]["in_channels"], *card["grid"])
     info = export_module(surrogate, example, out, card, dynamic_resolution)
     card["dynamic_resolution"] = info["dynamic_resolution"]
-    card_path = out.with_suffix(".json")
     card_path.write_text(json.dumps(card, indent=2))
     return {"program": str(out), "card": str(card_path), **info}
 

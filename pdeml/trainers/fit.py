@@ -213,10 +213,10 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False,
     if existing and not overwrite:
         raise ConfigError(f"{out} already holds a run ({', '.join(existing)}); pass --resume "
                           "to continue it, --overwrite to replace it, or choose another --out")
-    trainer_cfg = {k: v for k, v in (cfg.get("trainer") or {}).items()
+    cfg = resolve_config(cfg)  # defaults, then typed validation with per-key help
+    trainer_cfg = {k: v for k, v in cfg["trainer"].items()
                    if k not in OWN_TRAINER_KEYS}  # logger/callbacks: pdeml's own spellings
-    check_config({**cfg, "trainer": trainer_cfg})
-    cfg = resolve_config(cfg)
+    check_config({**cfg, "trainer": trainer_cfg})  # ranges, devices, model memory bounds
     if not {"train", "online"} & set(cfg["data"]):
         raise ConfigError("config needs data.train (the training HDF5 file) or data.online")
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)

@@ -68,9 +68,9 @@ def test_print_config_links_sizes_and_shows_defaults(capsys, darcy_dir):
 
 
 @pytest.mark.parametrize("setting, message", [
-    ("module.lr=fast", "module.lr must be float, got 'fast'"),
+    ("module.lr=fast", "module.lr must be a number, got 'fast'"),
     ("trainer.max_epoch=3", "did you mean trainer.max_epochs?"),
-    ("model.hidden_channels=[3]", "model.hidden_channels must be int"),
+    ("model.hidden_channels=[3]", "model.hidden_channels must be an integer"),
     ("trainer.logger=wandb", "trainer.logger must be false, csv or tensorboard"),
     ("trainer.callbacks=[EarlyStop]", "unknown callback 'EarlyStop'"),
 ])
