@@ -258,21 +258,8 @@ class MgNO(OperatorBase):
 
     @classmethod
     def link_grid(cls, kwargs: dict[str, Any], spatial_shape: tuple[int, ...]) -> dict[str, Any]:
-        """Fill ``n_levels`` from the data grid when the config leaves it unset.
-
-        Parameters
-        ----------
-        kwargs
-            Constructor arguments from a config.
-        spatial_shape
-            Grid of the training data.
-
-        Returns
-        -------
-        dict
-            ``kwargs`` with ``n_levels = levels_for(spatial_shape, pad=True)`` if it was
-            missing or ``None``.
-        """
+        """:meth:`OperatorBase.link_grid`: ``n_levels = levels_for(spatial_shape, pad=True)``
+        when the config leaves it missing or ``None``."""
         if kwargs.get("n_levels") is None:
             kwargs = {**kwargs, "n_levels": cls.levels_for(tuple(spatial_shape), pad=True)}
         return kwargs
