@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny Darcy dataset and a tiny trained + exported run, built once."""
 
 import os
+import subprocess
+import sys
 
 # Before numpy/torch load OpenBLAS: its worker threads slow small BLAS calls badly on 2 cores.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -56,3 +58,12 @@ def client():
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
+
+
+@pytest.fixture
+def burnt_core():
+    """One process spinning on a core for the whole test (the machine is busy)."""
+    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    yield proc
+    proc.kill()
+    proc.wait()

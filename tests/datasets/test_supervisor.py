@@ -6,8 +6,6 @@ The default variant works on the feeder (no Lightning); the Lightning runs are i
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -17,15 +15,6 @@ from pdeml.datasets.supervisor import WorkerSupervisor
 from pdeml.solvers.problems import DarcyFlow
 
 distributed = pytest.importorskip("distributed")
-
-
-@pytest.fixture
-def burnt_core():
-    """One process spinning on a core for the whole test (the machine is busy)."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    yield proc
-    proc.kill()
-    proc.wait()
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 import logging
 import os
 import signal
-import subprocess
-import sys
 
 import lightning as L
 import pytest
@@ -18,15 +16,6 @@ distributed = pytest.importorskip("distributed")
 
 TINY = {"resolution": 16, "solver": "direct"}
 NET = {"n_modes": (4, 4), "hidden_channels": 8, "n_layers": 2}
-
-
-@pytest.fixture
-def burnt_core():
-    """One process spinning on a core for the whole test (the machine is busy)."""
-    proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    yield proc
-    proc.kill()
-    proc.wait()
 
 
 class KillOnlyWorker(Callback):
