@@ -39,6 +39,8 @@ def main() -> None:
     ap.add_argument("--loss", default="l2", help="a loss name or a JSON mapping")
     ap.add_argument("--model", default="{}", help="JSON overrides of the FNO settings")
     ap.add_argument("--tag", default="", help="suffix of the run folder and the JSON")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=5e-3, help="peak of the one-cycle schedule")
     args = ap.parse_args()
     loss = json.loads(args.loss) if args.loss.lstrip().startswith("{") else args.loss
     model = {**MODEL, **json.loads(args.model)}
@@ -50,9 +52,9 @@ def main() -> None:
     cfg = {
         "seed": args.seed,
         "data": {"train": str(files["darcy_train_16"]), "test": str(files["darcy_test_16"]),
-                 "batch_size": 16, "val_fraction": 0.0},
+                 "batch_size": args.batch_size, "val_fraction": 0.0},
         "model": model,
-        "module": {"loss": loss, "lr": 5e-3, "weight_decay": 1e-4, "scheduler": "onecycle"},
+        "module": {"loss": loss, "lr": args.lr, "weight_decay": 1e-4, "scheduler": "onecycle"},
         "trainer": {"max_epochs": args.epochs, "enable_progress_bar": False},
     }
     run = data / f"run_seed{args.seed}{args.tag}"
@@ -63,7 +65,7 @@ def main() -> None:
     m32 = evaluate_run(run, data=files["darcy_test_32"], out=run / "eval32")["metrics"]
     result = {
         "benchmark": "external_darcy", "epochs": args.epochs, "seed": args.seed, "model": model,
-        "loss": loss,
+        "loss": loss, "batch_size": args.batch_size, "lr": args.lr,
         "train_seconds": t_train, "rel_l2_16": m16["rel_l2"], "rel_l2_32": m32["rel_l2"],
         "reference_neuraloperator": REFERENCE, "target": TARGET,
         "meets_target": (m16["rel_l2"] <= TARGET["rel_l2_16"]

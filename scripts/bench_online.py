@@ -507,13 +507,12 @@ def main() -> None:
     cases = problems(args)
     work = Path(tempfile.mkdtemp(prefix="bench_online_"))
     settings = {k: v for k, v in vars(args).items() if k not in ("out", "steps")}
-    from distributed import Client, LocalCluster
+    from pdeml.datasets.writer import open_client
 
     # One generator process shared by the melissa, wall and 1-worker throughput runs (a
-    # cluster start-up per run costs tens of seconds on a loaded machine).
-    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                           dashboard_address=":0")
-    args.client = Client(cluster)
+    # cluster start-up per run costs tens of seconds on a loaded machine); pdeml's own
+    # LocalCluster settings (one thread, workers forked from a preloaded server).
+    args.client, cluster = open_client("local", 1)
     res: dict[str, Any] = {"settings": settings, "load_start": load()}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

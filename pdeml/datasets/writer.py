@@ -128,7 +128,9 @@ def open_client(scheduler: Any, n_workers: int | None) -> tuple[Any, Any]:
 
     Shared by dataset generation and online streaming. ``"local"`` starts a
     ``distributed.LocalCluster`` of ``n_workers`` single-threaded processes that the caller
-    owns (and closes); otherwise the returned cluster is ``None``.
+    owns (and closes), its workers forked from a preloaded server
+    (:func:`~pdeml.datasets.supervisor.prefork_workers`); otherwise the returned cluster is
+    ``None``.
     """
     try:
         from distributed import Client, LocalCluster
@@ -138,6 +140,9 @@ def open_client(scheduler: Any, n_workers: int | None) -> tuple[Any, Any]:
     if isinstance(scheduler, Client):
         return scheduler, None
     if scheduler == "local":
+        from pdeml.datasets.supervisor import prefork_workers
+
+        prefork_workers()  # worker (re)starts fork a preloaded server: no torch import each
         # One thread per worker process: BLAS threads would only compete with the processes.
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                dashboard_address=":0")

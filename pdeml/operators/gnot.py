@@ -15,19 +15,27 @@ from pdeml.operators.layers.mlp import get_activation
 
 
 class TokenMLP(nn.Module):
-    """``n_linear`` linear layers with activations between, on ``(..., in_features)`` tokens."""
+    """``n_linear`` linear layers with activations between, on ``(..., in_features)`` tokens.
+
+    ``n_residual`` > 0 inserts that many residual hidden layers ``x + act(W x)`` after the first
+    (the reference code's ``MLP(n_layers=...)``).
+    """
 
     def __init__(self, in_features: int, out_features: int, hidden: int,
-                 activation: str = "gelu", n_linear: int = 2) -> None:
+                 activation: str = "gelu", n_linear: int = 2, n_residual: int = 0) -> None:
         super().__init__()
         sizes = [in_features] + [hidden] * (n_linear - 1) + [out_features]
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:],
                                                                     strict=True))
+        self.residual = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(n_residual))
         self.activation = get_activation(activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers[:-1]:
+        for i, layer in enumerate(self.layers[:-1]):
             x = self.activation(layer(x))
+            if i == 0:
+                for res in self.residual:
+                    x = x + self.activation(res(x))
         return self.layers[-1](x)
 
 
@@ -164,6 +172,9 @@ class GNOT(OperatorBase):
     checkpoint
         Activation checkpointing per block while training (saves most of the activation
         memory, about one extra forward pass of time).
+    mlp_layers
+        Residual hidden layers in the query and input encoders and the decoder (the
+        reference code's ``--mlp-layers``, 3 there); 0 gives plain 2-layer MLPs.
 
     Examples
     --------
@@ -185,22 +196,26 @@ class GNOT(OperatorBase):
         extra_inputs: Sequence[int] = (),
         activation: str = "gelu",
         checkpoint: bool = False,
+        mlp_layers: int = 0,
     ) -> None:
         super().__init__()
         extra_inputs = tuple(int(c) for c in extra_inputs)
         if min(in_channels, out_channels, space_dim, n_layers, n_experts, mlp_ratio) < 1:
             raise ValueError("GNOT sizes (channels, space_dim, n_layers, n_experts, mlp_ratio) "
                              "must be positive")
+        if mlp_layers < 0:
+            raise ValueError(f"GNOT mlp_layers must be >= 0, got {mlp_layers}")
         if any(c < 1 for c in extra_inputs):
             raise ValueError(f"GNOT extra_inputs must be positive channel counts: {extra_inputs}")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.space_dim = self.n_dim = space_dim
         self.extra_inputs, self.checkpoint = extra_inputs, checkpoint
         width = hidden_channels
-        self.query_encoder = TokenMLP(space_dim, width, width, activation)
+        res = {"n_residual": mlp_layers}
+        self.query_encoder = TokenMLP(space_dim, width, width, activation, **res)
         self.input_encoders = nn.ModuleList(
-            [TokenMLP(space_dim + in_channels, width, width, activation)]
-            + [TokenMLP(c, width, width, activation) for c in extra_inputs]
+            [TokenMLP(space_dim + in_channels, width, width, activation, **res)]
+            + [TokenMLP(c, width, width, activation, **res) for c in extra_inputs]
         )
         self.blocks = nn.ModuleList(
             GNOTBlock(width, 1 + len(extra_inputs), space_dim, n_heads, n_experts, mlp_ratio,
@@ -208,7 +223,7 @@ class GNOT(OperatorBase):
             for _ in range(n_layers)
         )
         self.norm_out = nn.LayerNorm(width)
-        self.decoder = TokenMLP(width, out_channels, width, activation)
+        self.decoder = TokenMLP(width, out_channels, width, activation, **res)
 
     def forward(
         self,

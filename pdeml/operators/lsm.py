@@ -21,13 +21,15 @@ _UPSAMPLE = {1: "linear", 2: "bilinear", 3: "trilinear"}
 class DoubleConv(nn.Module):
     """Two ``3^d`` convolutions, each with batch norm and GELU (the U-Net stage)."""
 
-    def __init__(self, in_channels: int, out_channels: int, n_dim: int) -> None:
+    def __init__(self, in_channels: int, out_channels: int, n_dim: int,
+                 mid_channels: int | None = None) -> None:
         super().__init__()
         conv, norm = _CONV[n_dim], _NORM[n_dim]
+        mid = out_channels if mid_channels is None else mid_channels
         self.net = nn.Sequential(
-            conv(in_channels, out_channels, 3, padding=1, bias=False), norm(out_channels),
+            conv(in_channels, mid, 3, padding=1, bias=False), norm(mid),
             nn.GELU(),
-            conv(out_channels, out_channels, 3, padding=1, bias=False), norm(out_channels),
+            conv(mid, out_channels, 3, padding=1, bias=False), norm(out_channels),
             nn.GELU(),
         )
 
@@ -130,9 +132,13 @@ class LSM(OperatorBase):
     """Latent Spectral Model: a U-Net whose skip at every scale is a neural spectral block.
 
     Lift (pointwise, grid coordinates appended), encode at ``n_scales`` scales (each halves the
-    grid and doubles the width, max-pool + double convolution), apply a
-    :class:`NeuralSpectralBlock` at every scale, decode from coarse to fine (upsample,
-    concatenate, double convolution), project with a channel MLP.
+    grid and doubles the width, max-pool + double convolution; the coarsest keeps the width of
+    the one above), apply a :class:`NeuralSpectralBlock` at every scale, decode from coarse to
+    fine (upsample, concatenate, double convolution with a middle width of half its input,
+    each decoder handing on the width of the scale above), project with a channel MLP. The
+    widths are the reference code's (``thuml/Latent-Spectral-Models``, ``LSM_2D.py`` with its
+    default bilinear upsampling): 64, 128, 256, 512, 512 for ``hidden_channels=64`` and 5
+    scales (34.7M parameters if the coarsest doubled as well).
 
     Grids are zero-padded at the end of each axis to the next multiple of :meth:`multiple`
     (the coarsest grid and the patches must divide evenly) and cropped back, so any size works.
@@ -144,7 +150,7 @@ class LSM(OperatorBase):
     n_dim
         Spatial dimensions (1-3).
     hidden_channels
-        Width at the finest scale (doubled per scale).
+        Width at the finest scale (doubled per scale but the coarsest).
     n_scales
         Number of scales, the finest included.
     n_tokens, n_basis, n_heads
@@ -191,7 +197,9 @@ class LSM(OperatorBase):
                              "patches, patch_size) must be positive")
         self.in_channels, self.out_channels, self.n_dim = in_channels, out_channels, n_dim
         self.n_scales, self.patches, self.patch_size = n_scales, patches, patch_size
-        widths = [hidden_channels * 2**s for s in range(n_scales)]
+        widths = [hidden_channels * 2 ** min(s, max(n_scales - 2, 0)) for s in range(n_scales)]
+        # What each decoder hands on: the width of the scale above (the finest: its own).
+        out = [widths[max(s - 1, 0)] for s in range(n_scales - 1)] + [widths[-1]]
         self.embedding = GridEmbedding(n_dim) if positional_embedding else None
         self.lifting = Pointwise(in_channels + (n_dim if positional_embedding else 0), widths[0])
         self.encoders = nn.ModuleList(
@@ -203,7 +211,8 @@ class LSM(OperatorBase):
             for s, w in enumerate(widths)
         )
         self.decoders = nn.ModuleList(
-            DoubleConv(widths[s] + widths[s + 1], widths[s], n_dim) for s in range(n_scales - 1)
+            DoubleConv(widths[s] + out[s + 1], out[s], n_dim, (widths[s] + out[s + 1]) // 2)
+            for s in range(n_scales - 1)
         )
         self.projection = ChannelMLP(widths[0], out_channels, 4 * widths[0])
 

@@ -12,6 +12,7 @@ import pytest
 
 from pdeml.datasets.stream import SampleBuffer, StreamFeeder
 from pdeml.datasets.supervisor import WorkerSupervisor
+from pdeml.datasets.writer import open_client
 from pdeml.solvers.problems import DarcyFlow
 
 distributed = pytest.importorskip("distributed")
@@ -19,11 +20,32 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture
 def one_worker():
-    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0")
-    with distributed.Client(cluster) as c:
+    """pdeml's own LocalCluster (one single-threaded worker, forked from a preloaded server)."""
+    client, cluster = open_client("local", 1)
+    with client as c:
         yield c
     cluster.close()
+
+
+def test_local_workers_start_with_torch_and_the_problems_loaded(one_worker):
+    # A worker that ran no task yet: forked from the preloaded server, it already holds the
+    # modules a generator task needs (a spawned interpreter would import them on the task).
+    loaded = one_worker.run(lambda: sorted(m for m in ("torch", "pdeml.solvers.problems")
+                                           if m in __import__("sys").modules))
+    assert list(loaded.values()) == [["pdeml.solvers.problems", "torch"]]
+    # ... and the restart after a SIGKILL is such a fork too.
+    (pid,) = one_worker.run(os.getpid).values()
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if set(one_worker.run(os.getpid).values()) - {pid}:
+                break
+        except Exception:  # the worker is between processes
+            pass
+        time.sleep(0.1)
+    loaded = one_worker.run(lambda: "torch" in __import__("sys").modules)
+    assert list(loaded.values()) == [True]
 
 
 def kill_only_worker(client, nanny_restarts):
@@ -35,7 +57,9 @@ def kill_only_worker(client, nanny_restarts):
 
 
 def test_sigkilled_only_worker_is_replaced_and_no_sample_is_lost(one_worker, burnt_core):
-    sup = WorkerSupervisor(one_worker, grace=1.0, interval=0.2).start()
+    # A grace far beyond the test's timeouts: the replacement must start because the nanny
+    # gave up, not because the grace ran out.
+    sup = WorkerSupervisor(one_worker, grace=3600.0, interval=0.2).start()
     buf = SampleBuffer("fifo", capacity=4)
     f = StreamFeeder(one_worker, DarcyFlow(resolution=16, solver="direct"), buf, ["a"], ["u"],
                      chunk=2, max_in_flight=2)

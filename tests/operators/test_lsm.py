@@ -108,3 +108,18 @@ def test_patch_size_blocks_are_independent_below_the_attention():
     assert not torch.allclose(a[..., 4:, 8:], b[..., 4:, 8:])
     with pytest.raises(ValueError, match="either patches or patch_size"):
         NeuralSpectralBlock(8, 2, 2, n_tokens=3, n_basis=4, n_heads=2, patch_size=4)
+
+
+def test_widths_are_the_reference_u_nets():
+    # thuml's LSM_2D (bilinear): encoder widths w, 2w, 4w, 8w and 8w (the coarsest does not
+    # double); each decoder hands on the width of the scale above, the finest its own.
+    w = 8
+    net = LSM(1, 1, hidden_channels=w, n_scales=5, n_heads=2)
+    enc_out = [e.net[3].out_channels for e in net.encoders]
+    assert enc_out == [w, 2 * w, 4 * w, 8 * w, 8 * w]
+    dec = [(d.net[0].in_channels, d.net[0].out_channels, d.net[3].out_channels)
+           for d in net.decoders]
+    assert dec == [(2 * w, w, w), (4 * w, 2 * w, w), (8 * w, 4 * w, 2 * w),
+                   (16 * w, 8 * w, 4 * w)]
+    assert [LSM(1, 1, hidden_channels=w, n_scales=k, n_heads=2).encoders[-1].net[3].out_channels
+            for k in (1, 2, 3)] == [w, w, 2 * w]
