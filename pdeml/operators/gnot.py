@@ -132,8 +132,9 @@ class GNOT(OperatorBase):
     functions summed, not averaged); attention is pre-norm and each FFN post-normalized
     (``h + LN(FFN(h))``); one gate network per block (a 3-layer MLP of the coordinates with the
     experts' hidden width) serves both FFNs. Where it departs: the input-function and query
-    encoders are 2-layer MLPs (reference: ``mlp_layers=3`` residual MLPs); experts are fused
-    into two GEMMs (the same function as the reference's loop over experts); padded point
+    encoders and the decoder are 2-layer MLPs by default (``mlp_layers=3`` gives the
+    reference's residual MLPs); the experts' weights are stored as one matrix per layer and
+    applied one expert at a time (the same function as the reference's stacked experts); padded point
     clouds carry a key mask instead of DGL graphs; on grids the coordinate-only work (query
     encoder, gates) runs once per batch, not once per sample; ``checkpoint=True`` recomputes
     each block in the backward pass instead of storing its activations (memory for time).

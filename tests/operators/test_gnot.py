@@ -173,3 +173,20 @@ def test_device_and_dtype_follow_the_input():
     mask = torch.ones(2, 10, device="meta", dtype=torch.bool)
     assert net(coords, feats, mask).device.type == "meta"
     assert net(torch.empty(1, 2, 4, 4, device="meta", dtype=torch.float64)).shape == (1, 1, 4, 4)
+
+
+def test_mlp_layers_adds_residual_hidden_layers_as_the_reference_mlp():
+    from pdeml.operators.gnot import TokenMLP
+
+    mlp = TokenMLP(3, 2, 8, n_residual=2).double()
+    x = torch.randn(5, 3, dtype=torch.float64)
+    h = mlp.activation(mlp.layers[0](x))
+    for res in mlp.residual:
+        h = h + mlp.activation(res(h))
+    assert torch.allclose(mlp(x), mlp.layers[1](h), atol=1e-12)
+    net = small(mlp_layers=3)
+    encoders = [net.query_encoder, net.decoder, *net.input_encoders]
+    assert all(len(m.residual) == 3 for m in encoders)
+    assert all(len(m.residual) == 0 for m in (small().query_encoder, small().decoder))
+    with pytest.raises(ValueError, match="mlp_layers"):
+        small(mlp_layers=-1)
