@@ -90,7 +90,7 @@ PAPER_MODELS: dict[str, dict[str, Any]] = {
     # thuml's darcy_lsm.sh: d_model 64, 12 bases, 4 tokens, 6-point patches, 5 scales.
     "LSM": {"hidden_channels": 64, "n_scales": 5, "n_basis": 12, "n_tokens": 4,
             "patch_size": 6},
-    # GNOT args.py defaults: width 64, 3 layers; experts/heads as pdeml's defaults.
+    # GNOT args.py defaults (pdeml's defaults): width 64, 3 layers, 1 head, 1 expert of 4x.
     "GNOT": {"hidden_channels": 64, "n_layers": 3},
 }
 PAPER_NS_OVERRIDES = {"FNO": {"hidden_channels": 20},

@@ -45,6 +45,9 @@ class OperatorBase(nn.Module):
 
     config: dict[str, Any]
     n_dim: int
+    # Arguments added after checkpoints were written, with the value that gives the layout of
+    # those checkpoints (``build`` applies them to configs missing only these arguments).
+    legacy_defaults: dict[str, Any] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -177,4 +180,13 @@ def build(config: Mapping[str, Any]) -> nn.Module:
     name = config["name"]
     if name not in _REGISTRY:
         raise ValueError(f"unknown operator '{name}'; available: {', '.join(list_operators())}")
-    return _REGISTRY[name](**dict(config.get("kwargs") or {}))
+    cls = _REGISTRY[name]
+    kwargs = dict(config.get("kwargs") or {})
+    legacy = getattr(cls, "legacy_defaults", {})
+    if legacy:
+        missing = set(inspect.signature(cls.__init__).parameters) - {"self"} - set(kwargs)
+        if missing and missing <= set(legacy):
+            # A config recorded (with every argument) before these arguments existed: they
+            # take the value that reproduces the old layout, not today's default.
+            kwargs.update({k: legacy[k] for k in missing})
+    return cls(**kwargs)

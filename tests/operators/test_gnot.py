@@ -187,6 +187,26 @@ def test_mlp_layers_adds_residual_hidden_layers_as_the_reference_mlp():
     net = small(mlp_layers=3)
     encoders = [net.query_encoder, net.decoder, *net.input_encoders]
     assert all(len(m.residual) == 3 for m in encoders)
-    assert all(len(m.residual) == 0 for m in (small().query_encoder, small().decoder))
+    plain = small(mlp_layers=0)
+    assert all(len(m.residual) == 0 for m in (plain.query_encoder, plain.decoder))
     with pytest.raises(ValueError, match="mlp_layers"):
         small(mlp_layers=-1)
+
+
+def test_defaults_are_the_reference_sizes_and_old_checkpoints_still_build():
+    from pdeml.operators import build
+
+    net = GNOT(1, 1)
+    kw = net.config["kwargs"]
+    assert (kw["n_heads"], kw["n_experts"], kw["mlp_ratio"], kw["mlp_layers"]) == (1, 1, 4, 3)
+    assert net.blocks[0].gate is None  # one expert: no gate network
+    # A config recorded before `mlp_layers` and `checkpoint` existed (all other arguments
+    # present, as every recorded config has them) rebuilds the old layout.
+    old = GNOT(1, 1, n_heads=4, n_experts=3, mlp_ratio=2, mlp_layers=0)
+    recorded = {k: v for k, v in old.config["kwargs"].items()
+                if k not in ("mlp_layers", "checkpoint")}
+    rebuilt = build({"name": "GNOT", "kwargs": recorded})
+    rebuilt.load_state_dict(old.state_dict())  # same layout, strict
+    # A hand-written partial config gets today's defaults.
+    assert len(build({"name": "GNOT", "kwargs": {"in_channels": 1, "out_channels": 1}})
+               .decoder.residual) == 3
