@@ -141,6 +141,12 @@ def step_seconds(model: dict[str, Any], shape: tuple[int, ...], batch: int) -> f
     return sorted(times)[1]
 
 
+def epoch_seconds(model: dict[str, Any], shape: tuple[int, ...], args: argparse.Namespace
+                  ) -> float:
+    """Estimated seconds of one training epoch: timed steps times batches per epoch."""
+    return step_seconds(model, shape, args.batch_size) * -(-args.n_train // args.batch_size)
+
+
 def epochs_run(run: Path) -> int:
     """Training epochs the run's CSV log records (test metrics have rows of their own)."""
     with open(run / "logs" / "metrics.csv") as fh:
@@ -179,8 +185,7 @@ def fit(name: str, model: dict[str, Any], cfg: dict[str, Any], run: Path) -> dic
 def run_one(name: str, problem: str, data: dict[str, Path], args: argparse.Namespace,
             shape: tuple[int, ...]) -> dict[str, Any]:
     model = model_config(name, problem)
-    n_batches = -(-args.n_train // args.batch_size)
-    t_epoch = step_seconds(model, shape, args.batch_size) * n_batches
+    t_epoch = epoch_seconds(model, shape, args)
     epochs = int(max(1, min(args.max_epochs, args.budget // max(t_epoch, 1e-3))))
     cfg = train_cfg(name, model, data, PROBLEMS[problem], args, epochs, 2 * args.budget,
                     LR.get(name, 5e-3))
@@ -206,8 +211,7 @@ def run_paper(name: str, problem: str, data: dict[str, Path], args: argparse.Nam
     # steps (as the cpu protocol; a resumed run's wall time says nothing of its pace), with the
     # budget (plus a margin) as a hard stop.
     shape = (22, 22) if args.quick else (85, 85) if problem == "darcy85" else (64, 64)
-    t_epoch = step_seconds(model, shape, args.batch_size) * -(-args.n_train // args.batch_size)
-    fit_epochs = max(1, int(args.budget / max(t_epoch, 1e-6)))
+    fit_epochs = max(1, int(args.budget / max(epoch_seconds(model, shape, args), 1e-6)))
     by_time = fit(name, model, train_cfg(name, model, data, spec, args, fit_epochs,
                                          1.5 * args.budget, lr),
                   runs / f"{problem}_{name}_time")
