@@ -34,18 +34,26 @@ class TrainingInterrupted(Exception):
 
 
 class GracefulStop(Callback):
-    """On SIGTERM/SIGINT: finish the current training batch (or, during validation, the epoch
-    with its logging), save ``path``, raise TrainingInterrupted.
+    """On SIGTERM/SIGINT: save ``path`` at the next clean point and raise TrainingInterrupted.
+
+    The clean point is the end of the current training batch when more batches of the epoch
+    follow (Lightning resumes mid-epoch). A signal that arrives during an epoch's last batch,
+    its validation or its end-of-epoch logging lets the epoch finish (validation, the epoch's
+    log row, ``best.ckpt``) and stops at the start of the next one; after the final epoch it
+    stops in ``on_train_end``, before any test. Stopping right after an epoch's last batch
+    instead would checkpoint an epoch whose validation and log row never ran, and a resume
+    would not redo them.
 
     A second SIGINT raises ``KeyboardInterrupt`` at once. Handlers are installed by
     :meth:`install` and put back by :meth:`restore` (signals can only be caught in the main
-    thread; elsewhere nothing is installed).
+    thread; elsewhere nothing is installed). Lightning keeps an installed SIGTERM handler and
+    adds none of its own, so its ``received_sigterm`` checks (which raise mid-epoch-end, before
+    the epoch's metrics are logged) never fire.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.signum: int | None = None
-        self._trainer: L.Trainer | None = None
         self._previous: dict[int, Any] = {}
 
     def install(self) -> None:
@@ -65,26 +73,27 @@ class GracefulStop(Callback):
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
-        # Between batches Lightning's own check stops the loop after the epoch's metrics are
-        # logged (it raises SIGTERMException, caught in on_exception); SIGINT joins that path.
-        connector = getattr(self._trainer, "_signal_connector", None)
-        if connector is not None:
-            connector.received_sigterm = True
-
-    def on_fit_start(self, trainer: L.Trainer, *args: Any) -> None:
-        self._trainer = trainer
 
     def _stop(self, trainer: L.Trainer) -> None:
         signum = self.signum or signal.SIGTERM
         trainer.save_checkpoint(self.path)
         raise TrainingInterrupted(signum, self.path, trainer.current_epoch, trainer.global_step)
 
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        if self.signum is not None:
+    def on_train_batch_end(self, trainer: L.Trainer, module: Any, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if self.signum is not None and batch_idx + 1 < trainer.num_training_batches:
+            self._stop(trainer)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.signum is not None:  # the previous epoch finished with its logging
+            self._stop(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.signum is not None:  # the last epoch finished: stop before the test
             self._stop(trainer)
 
     def on_exception(self, trainer: L.Trainer, module: Any, exception: BaseException) -> None:
-        # Lightning's own SIGTERM check can fire first (between batches).
+        # Lightning's own SIGTERM check (only when another handler set received_sigterm).
         if isinstance(exception, SIGTERMException):
             self.signum = self.signum or signal.SIGTERM
             trainer.save_checkpoint(self.path)

@@ -175,7 +175,8 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False,
     ``out`` receives ``config.yaml`` (resolved: defaults, linked sizes, model arguments),
     ``checkpoints/{best,last}.ckpt``, ``logs/metrics.csv`` and ``metrics.json``. Progress goes to
     stderr (a bar on a terminal, a line per epoch otherwise). SIGTERM/SIGINT save
-    ``checkpoints/last.ckpt`` after the current batch and raise :class:`TrainingInterrupted`.
+    ``checkpoints/last.ckpt`` after the current batch (an epoch's last batch: after that epoch's
+    validation and logging) and raise :class:`TrainingInterrupted`.
 
     Parameters
     ----------
