@@ -105,6 +105,7 @@ def export_module(
     dynamic_resolution
         Export the grid sizes as dynamic too. ``None`` tries it and falls back to the traced
         grid when the operator cannot be traced with symbolic sizes; the card records which.
+        An operator that declares ``dynamic_grid_export = False`` is not tried.
 
     Returns
     -------
@@ -122,7 +123,12 @@ def export_module(
         raise ValueError(f"export target must end in {' or '.join(FORMATS)}, got {path.name}")
     module = prepare_for_export(module)
     card = dict(card or {})
-    tries = [True, False] if dynamic_resolution is None else [dynamic_resolution]
+    if dynamic_resolution is not None:
+        tries = [dynamic_resolution]
+    elif getattr(getattr(module, "model", module), "dynamic_grid_export", True):
+        tries = [True, False]
+    else:  # the operator's graph follows the grid: a symbolic trace would fail, slowly
+        tries = [False]
     error: Exception | None = None
     for dynamic in tries:
         try:

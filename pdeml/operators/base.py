@@ -41,6 +41,8 @@ class OperatorBase(nn.Module):
         ``{"name": str, "kwargs": dict}``; ``build(config)`` rebuilds the model.
     n_dim : int
         Number of spatial dimensions the operator works on; set by the subclass.
+    dynamic_grid_export : bool
+        False where the traced graph depends on the grid size (export keeps the traced grid).
     """
 
     config: dict[str, Any]
@@ -48,6 +50,10 @@ class OperatorBase(nn.Module):
     # Arguments added after checkpoints were written, with the value that gives the layout of
     # those checkpoints (``build`` applies them to configs missing only these arguments).
     legacy_defaults: dict[str, Any] = {}
+    # Whether the graph can be traced with symbolic grid sizes. An operator whose graph depends
+    # on the grid (patches, levels, subdomains) sets False: ``export_module`` then exports the
+    # traced grid without first trying a symbolic one (which fails, after up to ~30 s of tracing).
+    dynamic_grid_export: bool = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

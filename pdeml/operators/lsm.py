@@ -174,6 +174,9 @@ class LSM(OperatorBase):
     torch.Size([2, 1, 50, 50])
     """
 
+    # Not traceable with symbolic grid sizes: the patch split at every scale follows the grid.
+    dynamic_grid_export = False
+
     def __init__(
         self,
         in_channels: int,

@@ -188,6 +188,10 @@ class MgNO(OperatorBase):
     torch.Size([2, 1, 64, 64])
     """
 
+    # Not traceable with symbolic grid sizes: the V-cycle's level sizes (and the padding to
+    # them) follow the grid.
+    dynamic_grid_export = False
+
     def __init__(
         self,
         in_channels: int,

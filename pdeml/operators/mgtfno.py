@@ -66,6 +66,10 @@ class MGTFNO(OperatorBase):
     torch.Size([2, 1, 64, 64])
     """
 
+    # Not traceable with symbolic grid sizes: the subdomain split and its padding follow the
+    # grid.
+    dynamic_grid_export = False
+
     def __init__(
         self,
         in_channels: int,

@@ -119,3 +119,26 @@ def test_unknown_format_and_unexportable_model_fail_clearly(tmp_path):
     with pytest.raises(ValueError, match="cannot export DataDependent to pt2"):
         export_module(DataDependent(), torch.randn(1, 1, 8, 8), tmp_path / "m.pt2")
     assert not (tmp_path / "m.pt2").exists()
+
+
+STATIC_GRID = sorted(n for n in CONFIGS if not getattr(operators, n).dynamic_grid_export)
+
+
+@pytest.mark.slow  # each failed symbolic trace takes up to ~30 s
+@pytest.mark.parametrize("name", STATIC_GRID)
+def test_operators_declared_static_cannot_trace_a_symbolic_grid(name):
+    """``dynamic_grid_export = False`` only skips a trace that would fail: it must still fail."""
+    from pdeml.export import _dynamic_shapes, prepare_for_export
+
+    net = prepare_for_export(build({"name": name, "kwargs": {"in_channels": 2,
+                                                             "out_channels": 1,
+                                                             **CONFIGS[name]}}))
+    example = torch.randn(2, 2, SIZES[0], SIZES[0])
+    with pytest.raises(Exception, match="Constraints violated"):
+        torch.export.export(net, (example,), dynamic_shapes=_dynamic_shapes(example, True))
+
+
+def test_static_grid_operators_are_declared():
+    assert STATIC_GRID == ["LSM", "MGTFNO", "MgNO"]
+    for name in STATIC_GRID:  # the cards say so, as when the fallback found it by trial
+        assert getattr(operators, name).dynamic_grid_export is False
