@@ -78,7 +78,8 @@ class KillAt(Callback):
         self.point, self.epoch = point, epoch
 
     def _kill(self, trainer, point):
-        if point == self.point and trainer.current_epoch == self.epoch and not trainer.sanity_checking:
+        if (point, trainer.current_epoch) == (self.point, self.epoch) \
+                and not trainer.sanity_checking:
             os.kill(os.getpid(), signal.SIGTERM)
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
