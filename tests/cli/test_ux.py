@@ -81,6 +81,19 @@ def test_typed_validation_one_line(capsys, darcy_dir, tmp_path, setting, message
     assert message in err, err
 
 
+def test_tensorboard_without_the_package_is_a_one_line_error(capsys, darcy_dir, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") or importlib.util.find_spec("tensorboardX"):
+        pytest.skip("tensorboard is installed here")
+    code, out, err = run(capsys, "train", "--out", str(tmp_path / "r"), "--set",
+                         f"data.train={darcy_dir / 'train.h5'}", "--set",
+                         "trainer.logger=tensorboard")
+    assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
+    assert "needs the tensorboard package (pip install tensorboard)" in err, err
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+
+
 def test_logger_false_and_early_stopping_callback(darcy_dir, tmp_path):
     from conftest import TINY_RUN
 
