@@ -20,7 +20,9 @@ Parts (``--parts``, all by default):
 ``throughput``
     Samples/s into the trainer with a near-free model: in-memory tensors, HDF5 read lazily,
     and the stream from 1 and 2 LocalCluster workers and from one external ``dask worker``
-    process connected to a scheduler address (how a cluster is attached).
+    process connected to a scheduler address (how a cluster is attached). For sizing a
+    cluster: one worker's generation rate alone (one large task) and what the stream delivers
+    from it into a buffer with no trainer, at ``chunk`` 1, 4 and 16 samples per task.
 ``fault``
     The only generator worker SIGKILLed mid-run (its nanny restarting it, and a nanny that
     gives up so that the supervisor must start a replacement): the longest wait of the
@@ -276,7 +278,37 @@ def throughput(args: argparse.Namespace, work: Path) -> dict[str, float]:
         r = fit(dm, args, case, steps, net=tiny)
         out[f"stream_{workers}_worker"] = r["samples_drawn"] / r["train_wall_s"]
     out["stream_external_worker"] = external_worker(args, case, steps, tiny)
+    out.update(sizing(args, problem, case))
     progress(f"throughput: {out}")
+    return out
+
+
+def sizing(args: argparse.Namespace, problem: Any, case: dict[str, Any]) -> dict[str, float]:
+    """Numbers to size a cluster with: one worker's generation rate (one large task, so no
+    per-task cost) and what the stream delivers from it into a buffer with no trainer, per
+    ``chunk`` (samples per task)."""
+    from pdeml.datasets.stream import SampleBuffer, StreamFeeder
+    from pdeml.datasets.writer import compute_samples
+
+    n = args.n_throughput
+    client = args.client
+    client.submit(compute_samples, problem, 0, "train", [0], pure=False).result()  # warm
+    t0 = time.perf_counter()
+    client.submit(compute_samples, problem, 0, "train", list(range(n)), pure=False).result()
+    out = {"worker_generation": n / (time.perf_counter() - t0)}
+    for chunk in (1, 4, 16):
+        buf = SampleBuffer("fifo", capacity=64)
+        feeder = StreamFeeder(client, problem, buf, case["inputs"], case["outputs"],
+                              chunk=chunk, max_in_flight=4).start()
+        try:
+            for _ in range(32):  # tasks in flight before the clock starts
+                buf.get(timeout=120)
+            t0 = time.perf_counter()
+            for _ in range(n):
+                buf.get(timeout=120)
+            out[f"feeder_chunk_{chunk}"] = n / (time.perf_counter() - t0)
+        finally:
+            feeder.stop()
     return out
 
 

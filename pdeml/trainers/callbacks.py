@@ -40,7 +40,9 @@ class GracefulStop(Callback):
     follow (Lightning resumes mid-epoch). A signal that arrives during an epoch's last batch,
     its validation or its end-of-epoch logging lets the epoch finish (validation, the epoch's
     log row, ``best.ckpt``) and stops at the start of the next one; after the final epoch it
-    stops in ``on_train_end``, before any test. Stopping right after an epoch's last batch
+    stops in ``on_train_end``, before any test. During the test that follows training it stops
+    after the current test batch (``last.ckpt`` already holds the finished training; a
+    resume runs the test). Stopping right after an epoch's last batch
     instead would checkpoint an epoch whose validation and log row never ran, and a resume
     would not redo them.
 
@@ -91,6 +93,11 @@ class GracefulStop(Callback):
     def on_train_end(self, trainer: L.Trainer, *args: Any) -> None:
         if self.signum is not None:  # the last epoch finished: stop before the test
             self._stop(trainer)
+
+    def on_test_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        if self.signum is not None:  # training finished and last.ckpt holds it: no new save
+            raise TrainingInterrupted(self.signum, self.path, trainer.current_epoch,
+                                      trainer.global_step)
 
     def on_exception(self, trainer: L.Trainer, module: Any, exception: BaseException) -> None:
         # Lightning's own SIGTERM check (only when another handler set received_sigterm).

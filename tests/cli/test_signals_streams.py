@@ -69,30 +69,37 @@ def test_sigterm_checkpoints_and_resume_continues(darcy_dir, tmp_path):
 
 KILLER = '''
 import os, signal
+from pathlib import Path
 from lightning.pytorch.callbacks import Callback
 
 class KillAt(Callback):
-    """Send this process SIGTERM at one chosen point of training."""
+    """Send this process SIGTERM once (a marker file in the working directory) at one
+    chosen point of training; the run's config keeps the callback for the resume."""
 
     def __init__(self, point, epoch):
         self.point, self.epoch = point, epoch
 
-    def _kill(self, trainer, point):
-        if (point, trainer.current_epoch) == (self.point, self.epoch) \
-                and not trainer.sanity_checking:
+    def _kill(self, point, epoch=None):
+        if point == self.point and epoch in (None, self.epoch) and not Path("killed").exists():
+            Path("killed").touch()
             os.kill(os.getpid(), signal.SIGTERM)
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx):
         if batch_idx + 1 == trainer.num_training_batches:
-            self._kill(trainer, "last_batch")
+            self._kill("last_batch", trainer.current_epoch)
 
     def on_validation_start(self, trainer, module):
-        self._kill(trainer, "validation")
+        if not trainer.sanity_checking:
+            self._kill("validation", trainer.current_epoch)
+
+    def on_test_start(self, trainer, module):
+        self._kill("test")
 '''
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-@pytest.mark.parametrize("point,epoch", [("last_batch", 3), ("validation", 3), ("last_batch", 4)])
+@pytest.mark.parametrize("point,epoch", [("last_batch", 3), ("validation", 3), ("last_batch", 4),
+                                         ("test", 4)])
 def test_signal_at_epoch_end_keeps_that_epoch(darcy_dir, tmp_path, point, epoch):
     """A signal during an epoch's last batch or its validation lets that epoch finish (its
     validation, its log row) before stopping; stopping right after the last batch used to
@@ -109,22 +116,28 @@ def test_signal_at_epoch_end_keeps_that_epoch(darcy_dir, tmp_path, point, epoch)
            "--set", f"trainer.max_epochs={epochs}", "--set", "trainer.limit_train_batches=2",
            "--set", "trainer.callbacks=[{class_path: killer.KillAt, point: " + point
            + f", epoch: {epoch}}}]"]
+    if point == "test":  # a signal during the test that follows training
+        cmd[6:6] = ["--set", f"data.test={darcy_dir / 'test.h5'}"]
     stopped = subprocess.run(cmd, capture_output=True, env=env, cwd=tmp_path, timeout=300)
     err = stopped.stderr.decode().strip().splitlines()
     assert stopped.returncode == 128 + signal.SIGTERM, "\n".join(err[-5:])
-    assert stopped.stdout == b""  # stopped before the test: no result
+    assert stopped.stdout == b""  # stopped before the test finished: no result
     # the epoch in flight finished: stopped at the next one's start (or after the last epoch)
     assert err[-1].startswith(f"pdeml: error: interrupted by SIGTERM at epoch {epoch + 1}, "
                               f"step {2 * (epoch + 1)};"), err[-1]
+    assert not (run / "metrics.json").exists()
     before = _rows(run)
     assert {int(r["epoch"]) for r in before if r.get("val_l2")} == set(range(epoch + 1))
 
     done = subprocess.run(cmd[:6] + ["--resume"], capture_output=True, env=env, cwd=tmp_path,
                           timeout=300)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    assert Path(json.loads(done.stdout)["checkpoint"]).name == "best.ckpt"
+    result = json.loads(done.stdout)
+    assert Path(result["checkpoint"]).name == "best.ckpt"
+    assert ("test_l2" in result) == (point == "test")  # the resumed run ran the test
     after = _rows(run)
-    assert after[:len(before)] == before
+    filled = [{k: v for k, v in r.items() if v} for r in after]  # the test adds columns
+    assert filled[:len(before)] == [{k: v for k, v in r.items() if v} for r in before]
     for key in ("val_l2", "train_loss"):  # one row of each per epoch, every epoch
         assert sorted(int(r["epoch"]) for r in after if r.get(key)) == list(range(epochs)), key
     steps = [int(r["step"]) for r in after if r.get("train_loss")]
