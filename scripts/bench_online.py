@@ -22,7 +22,8 @@ Parts (``--parts``, all by default):
     and the stream from 1 and 2 LocalCluster workers and from one external ``dask worker``
     process connected to a scheduler address (how a cluster is attached). For sizing a
     cluster: one worker's generation rate alone (one large task) and what the stream delivers
-    from it into a buffer with no trainer, at ``chunk`` 1, 4 and 16 samples per task.
+    from it into a buffer with no trainer, at ``chunk`` 1, 4 and 16 samples per task and
+    ``auto`` (sized from the workers' compute times).
 ``fault``
     The only generator worker SIGKILLed mid-run (its nanny restarting it, and a nanny that
     gives up so that the supervisor must start a replacement): the longest wait of the
@@ -194,7 +195,7 @@ def fit(dm: L.LightningDataModule, args: argparse.Namespace, case: dict[str, Any
 def online_dm(args: argparse.Namespace, name: str, case: dict[str, Any], **kw: Any
               ) -> OnlineDataModule:
     base = {"inputs": case["inputs"], "outputs": case["outputs"],
-            "batch_size": args.batch_size, "n_workers": 1, "chunk": 8, "seed": 0,
+            "batch_size": args.batch_size, "n_workers": 1, "chunk": args.chunk, "seed": 0,
             "capacity": args.capacity, "batches_per_epoch": 10**6, "record_indices": True,
             "norm_samples": 64, "scheduler": args.client}
     return OnlineDataModule(name, case["options"], **{**base, **kw})
@@ -286,7 +287,7 @@ def throughput(args: argparse.Namespace, work: Path) -> dict[str, float]:
 def sizing(args: argparse.Namespace, problem: Any, case: dict[str, Any]) -> dict[str, float]:
     """Numbers to size a cluster with: one worker's generation rate (one large task, so no
     per-task cost) and what the stream delivers from it into a buffer with no trainer, per
-    ``chunk`` (samples per task)."""
+    ``chunk`` (samples per task, or ``auto``)."""
     from pdeml.datasets.stream import SampleBuffer, StreamFeeder
     from pdeml.datasets.writer import compute_samples
 
@@ -296,7 +297,7 @@ def sizing(args: argparse.Namespace, problem: Any, case: dict[str, Any]) -> dict
     t0 = time.perf_counter()
     client.submit(compute_samples, problem, 0, "train", list(range(n)), pure=False).result()
     out = {"worker_generation": n / (time.perf_counter() - t0)}
-    for chunk in (1, 4, 16):
+    for chunk in (1, 4, 16, "auto"):
         buf = SampleBuffer("fifo", capacity=64)
         feeder = StreamFeeder(client, problem, buf, case["inputs"], case["outputs"],
                               chunk=chunk, max_in_flight=4).start()
@@ -508,6 +509,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--offline-size", type=int, default=500, help="Darcy")
     p.add_argument("--burgers-offline-size", type=int, default=256)
     p.add_argument("--burgers-buffers", nargs="+", default=["firo", "reservoir"])
+    p.add_argument("--chunk", type=lambda v: v if v == "auto" else int(v), default="auto",
+                   help="samples per generator task of the online runs (session 4's runs: 8)")
     p.add_argument("--capacity", type=int, default=1000)
     p.add_argument("--watermark", type=int, default=250)
     p.add_argument("--n-test", type=int, default=200)

@@ -46,3 +46,16 @@ class FaultyDarcy(DarcyFlow):
     def sample_batch(self, rngs: list[np.random.Generator]) -> list[dict[str, np.ndarray]]:
         self._maybe_fault()
         return super().sample_batch(rngs)
+
+class SlowDarcy(DarcyFlow):
+    """Darcy that takes at least ``seconds`` per sample (an expensive solver, for chunk sizing)."""
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, seconds: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    def sample_batch(self, rngs: list[np.random.Generator]) -> list[dict[str, np.ndarray]]:
+        time.sleep(self.seconds * len(rngs))
+        return super().sample_batch(rngs)

@@ -64,6 +64,7 @@ from pdeml.datasets.stream import (
     StreamExhausted,
     StreamFeeder,
     StreamTee,
+    check_chunk,
     default_in_flight,
     select_batch,
     stream_stride,
@@ -252,7 +253,9 @@ class OnlineDataModule(L.LightningDataModule):
         rank 0 and shared by every rank; a scheduler address (``"tcp://host:8786"``) or a
         ``distributed.Client``: that cluster.
     chunk, max_in_flight
-        Samples per Dask task; tasks in flight per stream (default two per Dask worker).
+        Samples per Dask task (``"auto"``: sized from the workers' compute times so that a
+        task runs ~0.25 s, see :class:`~pdeml.datasets.stream.StreamFeeder`); tasks in flight
+        per stream (default two per Dask worker).
     task_timeout, retries, max_attempts
         Fault handling, see :class:`~pdeml.datasets.stream.StreamFeeder`.
     data_timeout
@@ -282,7 +285,8 @@ class OnlineDataModule(L.LightningDataModule):
         inputs: Sequence[str] | None = None, outputs: Sequence[str] | None = None,
         batch_size: int = 16, batches_per_epoch: int = 64, buffer: str = "firo",
         capacity: int = 1024, watermark: int | None = None, seed: int = 0,
-        split: str = "train", scheduler: Any = "local", n_workers: int = 1, chunk: int = 4,
+        split: str = "train", scheduler: Any = "local", n_workers: int = 1,
+        chunk: int | str = "auto",
         max_in_flight: int | None = None, task_timeout: float = 300.0, retries: int = 2,
         max_attempts: int = 3, data_timeout: float = 600.0, max_samples: int | None = None,
         tee: str | Path | None = None, num_workers: int = 0, norm_samples: int = 64,
@@ -292,7 +296,8 @@ class OnlineDataModule(L.LightningDataModule):
         self.problem = (make_problem(problem, **(options or {})) if isinstance(problem, str)
                         else problem)
         checks = {"batch_size": batch_size, "batches_per_epoch": batches_per_epoch,
-                  "n_workers": n_workers, "chunk": chunk, "norm_samples": norm_samples}
+                  "n_workers": n_workers, "norm_samples": norm_samples}
+        chunk = check_chunk(chunk)
         for name, value in checks.items():
             if int(value) != value or value < 1:
                 raise ValueError(f"online {name} must be a positive integer, got {value}")
@@ -311,7 +316,7 @@ class OnlineDataModule(L.LightningDataModule):
         self.supervisor: WorkerSupervisor | None = None
         self.stream = {
             "buffer": buffer, "capacity": int(capacity), "watermark": watermark,
-            "seed": int(seed), "split": split, "chunk": int(chunk),
+            "seed": int(seed), "split": split, "chunk": chunk,
             "max_in_flight": max_in_flight or default_in_flight(n_workers),
             "task_timeout": float(task_timeout), "retries": int(retries),
             "max_attempts": int(max_attempts), "data_timeout": float(data_timeout),
@@ -329,7 +334,8 @@ class OnlineDataModule(L.LightningDataModule):
         """Samples of ``split`` as selected ``(x, y)`` arrays, through Dask when connected."""
         from pdeml.datasets.writer import compute_samples
 
-        seed, chunk = self.stream["seed"], max(self.stream["chunk"], 8)
+        seed, chunk = self.stream["seed"], self.stream["chunk"]
+        chunk = 8 if chunk == "auto" else max(chunk, 8)
         parts = [list(indices[i:i + chunk]) for i in range(0, len(indices), chunk)]
         if self.client is not None:
             futures = [self.client.submit(compute_samples, self.problem, seed, split, p,

@@ -64,6 +64,10 @@ log = logging.getLogger("pdeml.stream")
 BUFFERS = ("fifo", "firo", "reservoir")
 _POLL = 0.1  # seconds between checks of the stop flag while blocked
 _TICK = 0.005  # seconds between checks of the task at the head of the queue
+# chunk="auto": samples per task so that a task computes for about this long (a task costs
+# ~8 ms of scheduling and transfer besides its samples), at most MAX_AUTO_CHUNK samples.
+AUTO_TASK_SECONDS = 0.25
+MAX_AUTO_CHUNK = 64
 
 
 class StreamError(DatasetError):
@@ -298,6 +302,16 @@ def _as_tuple(x: Any) -> Any:
 # Feeder: Dask tasks -> buffer
 # ---------------------------------------------------------------------------------------------
 
+def compute_timed(problem: Problem, seed: int, split: str, indices: list[int]
+                  ) -> tuple[dict[str, np.ndarray], float]:
+    """:func:`~pdeml.datasets.writer.compute_samples` and the seconds it took (in the worker)."""
+    from pdeml.datasets.writer import compute_samples
+
+    t0 = time.perf_counter()
+    out = compute_samples(problem, seed, split, indices)
+    return out, time.perf_counter() - t0
+
+
 class _Task:
     """One Dask task: a few stream indices, delivered in order."""
 
@@ -334,7 +348,10 @@ class StreamFeeder:
     stream_id, n_streams, offset
         This stream's place in the index space (see above).
     chunk
-        Samples per task.
+        Samples per task, or ``"auto"``: start with one sample per task and size later tasks
+        so that each computes for about ``AUTO_TASK_SECONDS`` (from the compute times the
+        workers report), up to ``MAX_AUTO_CHUNK``. Which samples a stream gives, and in
+        ``fifo`` their order, do not depend on the chunk.
     max_in_flight
         Tasks submitted and not yet delivered (memory and backpressure bound).
     task_timeout
@@ -351,16 +368,19 @@ class StreamFeeder:
     def __init__(self, client: Any, problem: Problem, buffer: SampleBuffer,
                  inputs: Sequence[str], outputs: Sequence[str], *, seed: int = 0,
                  split: str = "train", stream_id: int = 0, n_streams: int = 1, offset: int = 0,
-                 chunk: int = 4, max_in_flight: int = 4, task_timeout: float = 300.0,
-                 retries: int = 2, max_attempts: int = 3, max_samples: int | None = None,
-                 tee: StreamTee | None = None) -> None:
-        if chunk < 1 or max_in_flight < 1:
-            raise ValueError("chunk and max_in_flight must be positive")
+                 chunk: int | str = "auto", max_in_flight: int = 4,
+                 task_timeout: float = 300.0, retries: int = 2, max_attempts: int = 3,
+                 max_samples: int | None = None, tee: StreamTee | None = None) -> None:
+        self.auto_chunk = check_chunk(chunk) == "auto"
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be positive")
         if not 0 <= stream_id < n_streams:
             raise ValueError(f"stream_id {stream_id} outside [0, {n_streams})")
         self.client, self.problem, self.buffer = client, problem, buffer
         self.inputs, self.outputs = list(inputs), list(outputs)
-        self.seed, self.split, self.chunk = seed, split, int(chunk)
+        self.seed, self.split = seed, split
+        self.chunk = 1 if self.auto_chunk else int(chunk)
+        self._sample_seconds: float | None = None  # running estimate, chunk="auto"
         self.stream_id, self.n_streams, self.offset = stream_id, n_streams, offset
         self.max_in_flight, self.task_timeout = int(max_in_flight), float(task_timeout)
         self.retries, self.max_attempts, self.max_samples = retries, max_attempts, max_samples
@@ -482,12 +502,13 @@ class StreamFeeder:
                 self._stop.wait(_TICK)
                 continue
             try:
-                out = task.future.result(timeout=max(self.task_timeout, 60.0))
+                out, seconds = task.future.result(timeout=max(self.task_timeout, 60.0))
             except (Exception, CancelledError, asyncio.CancelledError) as err:
                 if self._stop.is_set():
                     return
                 self._resubmit(task, f"{type(err).__name__}: {err}")
                 continue
+            self._adapt_chunk(seconds, len(task.indices))
             if not self._deliver(task, out):
                 return
             with self.buffer.lock:
@@ -512,10 +533,18 @@ class StreamFeeder:
                 self._inflight.append(task)
             self._submit(task)
 
-    def _submit(self, task: _Task) -> None:
-        from pdeml.datasets.writer import compute_samples
+    def _adapt_chunk(self, seconds: float, n: int) -> None:
+        if not self.auto_chunk or n < 1:
+            return
+        per = seconds / n
+        est = self._sample_seconds
+        self._sample_seconds = per if est is None else 0.7 * est + 0.3 * per
+        self.chunk = int(min(MAX_AUTO_CHUNK, max(1, AUTO_TASK_SECONDS
+                                                 // max(self._sample_seconds, 1e-6))))
+        self.stats["chunk"] = self.chunk
 
-        task.future = self.client.submit(compute_samples, self.problem, self.seed, self.split,
+    def _submit(self, task: _Task) -> None:
+        task.future = self.client.submit(compute_timed, self.problem, self.seed, self.split,
                                          task.indices, retries=self.retries, pure=False)
         task.head_since = time.monotonic()
         self.stats["tasks"] += 1
@@ -570,3 +599,13 @@ def stream_stride(rank: int, world_size: int, worker: int, n_workers: int) -> tu
 def default_in_flight(n_generators: int) -> int:
     """Tasks to keep in flight: two per generator process keeps each busy between results."""
     return max(2, 2 * math.ceil(n_generators))
+
+
+def check_chunk(chunk: Any) -> int | str:
+    """A stream's ``chunk``: a positive integer or ``"auto"`` (else a one-line error)."""
+    if chunk == "auto":
+        return chunk
+    if isinstance(chunk, bool) or not isinstance(chunk, int | float) or int(chunk) != chunk \
+            or chunk < 1:
+        raise ValueError(f"online chunk must be a positive integer or 'auto', got {chunk!r}")
+    return int(chunk)

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from faults import FaultyDarcy
+from faults import FaultyDarcy, SlowDarcy
 
 from pdeml.datasets import H5Dataset
 from pdeml.datasets.schema import write_arrays
@@ -153,6 +153,33 @@ def test_stream_equals_the_written_file_sample_for_sample(client, darcy_dir):
     assert [i for i, _, _ in got] == list(range(10))
     for i, x, y in got:
         assert torch.equal(x, ds[i][0]) and torch.equal(y, ds[i][1])
+
+
+def test_auto_chunk_sizes_tasks_by_compute_time_and_keeps_the_stream(client, darcy_dir):
+    fast = feeder(client, seed=0, chunk="auto").start()  # Darcy 16²: a few ms per sample
+    try:
+        got = [fast.buffer.get(timeout=60) for _ in range(120)]
+    finally:
+        fast.stop()
+    ds = H5Dataset(darcy_dir / "train.h5", ["a"], ["u"])
+    assert [i for i, _, _ in got] == list(range(120))  # the chunk does not change the stream
+    for i, x, y in got[:len(ds)]:
+        assert torch.equal(x, ds[i][0]) and torch.equal(y, ds[i][1])
+    assert fast.stats["chunk"] > 4  # grown past the old fixed default
+    slow = feeder(client, SlowDarcy(0.4, **TINY), chunk="auto").start()
+    try:
+        assert drain(slow.buffer, 4, timeout=60) == [0, 1, 2, 3]
+    finally:
+        slow.stop()
+    assert slow.stats["chunk"] == 1  # a sample already takes longer than a task should
+
+
+@pytest.mark.parametrize("chunk", [0, -2, 1.5, "big", True])
+def test_bad_chunk_is_a_one_line_error(chunk):
+    from pdeml.datasets.online import OnlineDataModule
+
+    with pytest.raises(ValueError, match="online chunk must be a positive integer or 'auto'"):
+        OnlineDataModule("darcy", {"resolution": 8}, chunk=chunk)
 
 
 def test_strided_streams_are_disjoint(client):
