@@ -32,8 +32,10 @@ Scale Online Learning"; code ``melissa.server.deep_learning.reservoir``: ``FIFO(
   ZeroMQ; here generator tasks are Dask futures that the trainer pulls (so backpressure is
   the bounded number of tasks in flight, and a lost worker is a Dask event, handled by
   :mod:`pdeml.datasets.supervisor`, not a launcher resubmitting a batch job). One sample is
-  one whole simulation output (or the reader's time selectors on it), not one time step.
-  ``firo`` serves each sample exactly once (Melissa's ``pseudo_epochs=1``); ``reservoir``
+  one whole simulation output (or the reader's time selectors on it), not one time step,
+  and a task carries several (``chunk``, by default sized so a task runs ~0.25 s), where a
+  Melissa client sends each time step as its own message. ``firo`` serves each sample
+  exactly once (Melissa's ``pseudo_epochs=1``); ``reservoir``
   blocks the producer while the pool is full of unseen samples instead of dropping data.
   Sample ``i`` is a pure function of ``(seed, split, i)``, so the stream equals a file that
   ``pdeml generate`` writes, which Melissa's parameter sampler does not promise.
