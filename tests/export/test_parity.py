@@ -51,34 +51,29 @@ def test_every_registered_operator_is_covered():
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    """Export each operator x format once (dynamic grid where possible), eager outputs kept."""
+    """Export each operator x format once (dynamic grid where possible), eager outputs kept.
+
+    Operators are exported in a pool of spawned processes, one per core (at most two)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from parity_jobs import export_operator
+
     root = tmp_path_factory.mktemp("export")
-    torch.manual_seed(0)
     jobs, expected, info = [], {}, {}
-    for name, kwargs in CONFIGS.items():
-        net = build({"name": name, "kwargs": {"in_channels": 2, "out_channels": 1, **kwargs}})
-        net.eval()
-        for fmt in FORMATS:
-            if (name, fmt) in NOT_EXPORTABLE:
-                continue
-            path = root / f"{name}.{fmt}"
-            sizes = GRID_SIZES.get(name, SIZES)
-            example = torch.randn(2, 2, sizes[0], sizes[0])
-            info[name, fmt] = export_module(net, example, path)
-            for n in sizes:
-                files = {}
-                if not info[name, fmt]["dynamic_resolution"] and n != sizes[0]:
-                    files["model"] = root / f"{name}_{n}.{fmt}"
-                    export_module(net, torch.randn(2, 2, n, n), files["model"],
-                                  dynamic_resolution=False)
-                x = torch.randn(3, 2, n, n)
-                with torch.no_grad():
-                    expected[name, fmt, n] = net(x).numpy()
-                np.save(root / f"{name}_{fmt}_{n}_in.npy", x.numpy())
-                jobs.append({"model": str(files.get("model", path)),
-                             "input": str(root / f"{name}_{fmt}_{n}_in.npy"),
-                             "output": str(root / f"{name}_{fmt}_{n}_out.npy"),
-                             "key": [name, fmt, n]})
+    todo = {name: tuple(f for f in FORMATS if (name, f) not in NOT_EXPORTABLE)
+            for name in CONFIGS}
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        runs = {name: pool.submit(export_operator, name, CONFIGS[name], formats,
+                                  GRID_SIZES.get(name, SIZES), str(root))
+                for name, formats in todo.items() if formats}
+        for name, run in runs.items():
+            name_jobs, name_expected, name_info = run.result(timeout=900)
+            jobs += name_jobs
+            expected.update({(name, *k): v for k, v in name_expected.items()})
+            info.update({(name, fmt): v for fmt, v in name_info.items()})
     # one fresh interpreter loads every file: nothing of this process's state is reused
     done = subprocess.run([sys.executable, "-c", LOADER, json.dumps(jobs)], timeout=600,
                           capture_output=True, text=True)
