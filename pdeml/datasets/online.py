@@ -501,11 +501,21 @@ class OnlineDataModule(L.LightningDataModule):
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None
+        if self._cluster is not None and self.client is not None:
+            try:  # tasks the stream just cancelled may still run: a closing worker logs each
+                self.client.run(_quiet_worker_shutdown)
+            except Exception:  # a worker already gone has nothing to log
+                pass
         if self.client is not None and self.client is not self.scheduler:
             self.client.close()
         if self._cluster is not None:
             self._cluster.close()
         self.client = self._cluster = None
+
+
+def _quiet_worker_shutdown() -> None:
+    """In a worker of a cluster pdeml is closing: no warning per cancelled running task."""
+    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
 
 
 class DataWaitMonitor(L.Callback):
