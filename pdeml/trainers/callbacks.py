@@ -41,10 +41,9 @@ class GracefulStop(Callback):
     its validation or its end-of-epoch logging lets the epoch finish (validation, the epoch's
     log row, ``best.ckpt``) and stops at the start of the next one; after the final epoch it
     stops in ``on_train_end``, before any test. During the test that follows training it stops
-    after the current test batch (``last.ckpt`` already holds the finished training; a
-    resume runs the test). Stopping right after an epoch's last batch
-    instead would checkpoint an epoch whose validation and log row never ran, and a resume
-    would not redo them.
+    after the current test batch (``last.ckpt`` already holds the finished training; a resume
+    runs the test). Stopping right after an epoch's last batch instead would checkpoint an
+    epoch whose validation and log row never ran, and a resume would not redo them.
 
     A second SIGINT raises ``KeyboardInterrupt`` at once. Handlers are installed by
     :meth:`install` and put back by :meth:`restore` (signals can only be caught in the main
