@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from pdeml.datasets import generate_dataset
+from pdeml.datasets import H5Dataset, generate_dataset
 from pdeml.operators import build, list_operators
 from pdeml.solvers.problems import DarcyFlow, NavierStokes2D
 from pdeml.trainers.fit import train
@@ -210,7 +210,7 @@ def run_paper(name: str, problem: str, data: dict[str, Path], args: argparse.Nam
     # would stay in the warm-up): the epochs that fit the budget at the pace of timed training
     # steps (as the cpu protocol; a resumed run's wall time says nothing of its pace), with the
     # budget (plus a margin) as a hard stop.
-    shape = (22, 22) if args.quick else (85, 85) if problem == "darcy85" else (64, 64)
+    shape = H5Dataset(data["train"], spec["inputs"], spec["outputs"]).spatial_shape
     fit_epochs = max(1, int(args.budget / max(epoch_seconds(model, shape, args), 1e-6)))
     by_time = fit(name, model, train_cfg(name, model, data, spec, args, fit_epochs,
                                          1.5 * args.budget, lr),
