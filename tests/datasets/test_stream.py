@@ -122,10 +122,10 @@ def test_buffer_state_round_trip_continues_the_same_draws():
 def test_failed_producer_is_an_error_not_a_hang():
     buf = SampleBuffer("fifo", capacity=4)
     threading.Timer(0.2, buf.close, kwargs={"error": "generator died"}).start()
-    t0 = time.perf_counter()
+    # The producer's message, not the get's own timeout message, proves it did not hang
+    # (no elapsed-time bound: a loaded machine may run the timer thread late).
     with pytest.raises(StreamError, match="generator died"):
-        buf.get(timeout=30)
-    assert time.perf_counter() - t0 < 5
+        buf.get(timeout=600)
 
 
 @pytest.mark.parametrize("kwargs", [{"kind": "lifo"}, {"capacity": 0},
@@ -211,11 +211,28 @@ def test_resumed_feeder_continues_the_same_stream(client):
     assert first + rest == list(range(30))
 
 
+def task_timeout_margin(client, problem, factor=20.0, floor=3.0):
+    """A task timeout far above what a healthy task takes on this machine now.
+
+    Measured, not assumed: a fixed 3 s timed out healthy tasks on a loaded machine, which then
+    counted as extra timeouts. The slowest of three chunk-sized tasks, submit to result (the
+    cluster's queueing and transfer included), times ``factor``.
+    """
+    slowest = 0.0
+    for k in range(3):
+        t0 = time.monotonic()
+        client.submit(compute_samples, problem, 0, "train", [3 * k, 3 * k + 1, 3 * k + 2],
+                      pure=False).result()
+        slowest = max(slowest, time.monotonic() - t0)
+    return max(floor, factor * slowest)
+
+
 @pytest.mark.parametrize("mode", ["raise", "exit", "hang"])
 def test_crashed_killed_or_hung_tasks_are_retried(client, tmp_path, mode):
     trigger = tmp_path / "fault"
     problem = FaultyDarcy(str(trigger), mode, **TINY)
-    f = feeder(client, problem, task_timeout=3.0).start()
+    timeout = task_timeout_margin(client, DarcyFlow(**TINY))
+    f = feeder(client, problem, task_timeout=timeout).start()
     try:
         got = drain(f.buffer, 6, timeout=60)
         trigger.touch()  # the next task to run claims the fault
@@ -231,11 +248,10 @@ def test_crashed_killed_or_hung_tasks_are_retried(client, tmp_path, mode):
 def test_permanent_failure_stops_training_with_a_message(client, tmp_path):
     problem = FaultyDarcy(str(tmp_path / "unused"), "always", **TINY)
     f = feeder(client, problem, retries=0, max_attempts=1).start()
-    t0 = time.perf_counter()
+    # the solver's message (not the get's timeout) proves the stream stopped on the failure
     with pytest.raises(StreamError, match="simulated solver crash"):
-        f.buffer.get(timeout=120)
+        f.buffer.get(timeout=600)
     f.stop()
-    assert time.perf_counter() - t0 < 60
 
 
 def test_tee_writes_the_stream_to_a_readable_file(client, tmp_path):

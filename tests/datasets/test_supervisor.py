@@ -9,6 +9,7 @@ import signal
 import time
 
 import pytest
+from waiting import wait_until
 
 from pdeml.datasets.stream import SampleBuffer, StreamFeeder
 from pdeml.datasets.supervisor import WorkerSupervisor
@@ -71,6 +72,9 @@ def test_sigkilled_only_worker_is_replaced_and_no_sample_is_lost(one_worker, bur
         t0 = time.perf_counter()
         got += [buf.get(timeout=180)[0] for _ in range(20)]
         recovery = time.perf_counter() - t0
+        # The replacement can deliver every remaining sample before the supervisor's next
+        # poll sees it join: wait for that poll instead of asserting at once.
+        wait_until(lambda: sup.stats["rejoined"] >= 1, "the supervisor to see the new worker")
     finally:
         f.stop()
         sup.stop()
