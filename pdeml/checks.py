@@ -8,7 +8,10 @@ layer may use it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import tempfile
 import types
 import typing
 from collections import abc
@@ -82,6 +85,17 @@ def check_options(func: Callable[..., Any], options: dict[str, Any], owner: str)
         if name in hints and not _matches(value, hints[name]):
             raise InputError(f"{owner}.{name} must be {describe_type(hints[name])}, "
                              f"got {value!r}")
+        if not _finite(value):  # YAML's .nan / .inf: a solver or optimizer would run on it
+            raise InputError(f"{owner}.{name} must be a finite number, got {value!r}")
+
+
+def _finite(value: Any) -> bool:
+    """False for a NaN or an infinity, alone or inside a list (no pdeml option takes one)."""
+    if isinstance(value, float | np.floating):
+        return bool(np.isfinite(value))
+    if isinstance(value, list | tuple):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def check_int(value: Any, name: str, minimum: int | None = None,
@@ -155,3 +169,71 @@ def first_nonfinite(a: np.ndarray) -> int | None:
     bad = ~np.isfinite(a.reshape(len(a), -1)).all(axis=1) if a.ndim > 1 else ~np.isfinite(a)
     hits = np.flatnonzero(bad)
     return int(hits[0]) if len(hits) else None
+
+
+# ------------------------------------------------------------------- what a call created
+def missing_dirs(path: Path) -> list[Path]:
+    """``path`` and its ancestors that do not exist yet, deepest first."""
+    out = []
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def remove_made(made: list[Path], tree: bool = True) -> None:
+    """Remove folders a failed call created (``missing_dirs`` before it ran), deepest first.
+
+    With ``tree`` the deepest goes with its contents (the call's own scratch folder); every
+    other one only while empty, so nothing a user put there meanwhile is deleted.
+    """
+    for i, folder in enumerate(made):
+        if i == 0 and tree:
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another split's output), or already gone
+            return
+
+
+def write_atomic(path: str | Path, write: Callable[[Any], None]) -> Path:
+    """Write a file through ``write(binary file object)`` beside ``path``, then rename it into
+    place: a failed write (a full disk, a read-only folder) leaves neither a partial file nor
+    the temporary one, nor a folder this call created, and names ``path`` in one line."""
+    path = Path(path)
+    made = missing_dirs(path.parent)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        remove_made(made, tree=False)
+        why = err.strerror or f"{err} (is the disk full?)"  # numpy's short write has none
+        raise InputError(f"cannot write {path}: {why}") from None
+    return path
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse an output whose folder cannot be written, before any work is done.
+
+    Probed with a file made and removed in the nearest existing folder (permission bits do
+    not tell for root, nor for a read-only mount).
+    """
+    path = Path(path).absolute()
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot write {path}: {folder} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".pdeml-probe-", dir=folder)
+    except OSError as err:
+        raise InputError(f"cannot write {path}: {err.strerror or err} ({folder})") from None
+    os.close(fd)
+    os.unlink(probe)

@@ -389,8 +389,10 @@ def _add_tools(sub: Any) -> None:
     d = _verb(sub, "demo", "generate -> train -> evaluate -> export -> predict on Darcy 64x64",
               ("pdeml demo --out runs/demo --epochs 5",), _cmd_demo)
     d.add_argument("--out", default="runs/demo", help="scratch folder (default runs/demo)")
-    d.add_argument("--epochs", type=int, default=None, help="training epochs (default 15)")
-    d.add_argument("--n-train", type=int, default=None, help="training samples (default 320)")
+    d.add_argument("--epochs", type=_count(1), default=None,
+                   help="training epochs (default 15)")
+    d.add_argument("--n-train", type=_count(1), default=None,
+                   help="training samples (default 320)")
 
     ls = _verb(sub, "list", "list problems, operators or train settings with their options", (
         "pdeml list problems", "pdeml list operators FNO", "pdeml list settings module"),
@@ -544,7 +546,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, previous)
     if rc == 0 and result is not None and not quiet:
         text = result if isinstance(result, str) else json.dumps(result, indent=2)
-        print(text, flush=True)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # `pdeml list problems | head`: the reader has had enough
+            # Point stdout at /dev/null so that the interpreter's own flush at exit does not
+            # raise again, and exit as a Unix tool stopped by SIGPIPE does: quietly, 141.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 128 + 13
     return rc
 
 

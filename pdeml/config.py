@@ -44,14 +44,27 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"config file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a folder; name a YAML file")
     try:
-        data = parse_yaml(path.read_text()) or {}
+        data = parse_yaml(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not a YAML file (it holds binary data"
+                          f"{'; an HDF5 file goes in data.train' if _is_hdf5(path) else ''})"
+                          ) from None
+    except OSError as err:
+        raise ConfigError(f"cannot read config {path}: {err.strerror or err}") from None
     except yaml.YAMLError as err:
         first = str(err).splitlines()[0]
         raise ConfigError(f"{path} is not valid YAML: {first}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping at the top level")
     return data
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89HDF\r\n\x1a\n"
 
 
 def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

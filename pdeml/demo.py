@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pdeml.checks import InputError, check_int
 from pdeml.datasets.writer import generate_dataset
 from pdeml.evaluate import evaluate_run
 from pdeml.export import export_run, predict
@@ -23,13 +24,35 @@ DEMO_CONFIG: dict[str, Any] = {
 }
 
 
+SUBFOLDERS = ("data", "run", "model")
+MARKER = ".pdeml-demo"  # says that the demo made this folder's SUBFOLDERS
+
+
+def _claim(out: Path) -> None:
+    """Clear the demo's own outputs in ``out`` for a fresh run; refuse a folder the demo did
+    not make (it may hold a user's ``data/`` or ``run/``), before anything is deleted."""
+    ours = (out / MARKER).is_file()
+    foreign = [s for s in SUBFOLDERS if (out / s).exists()] if not ours else []
+    if foreign:
+        raise InputError(f"{out} holds {', '.join(foreign)} that `pdeml demo` did not make; "
+                         "choose another --out")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file; name a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by `pdeml demo`; it replaces data/, run/ and model/ here\n")
+    for sub in SUBFOLDERS:  # the demo's scratch outputs of an earlier run
+        shutil.rmtree(out / sub, ignore_errors=True)
+
+
 def run_demo(out: str | Path, epochs: int | None = None, n_train: int | None = None,
              echo: bool = True) -> dict:
     """Generate Darcy 64x64 data, train an FNO, evaluate, export and predict; print a summary
     (``echo``; it is also returned under ``summary``)."""
     out = Path(out)
-    for sub in ("data", "run", "model"):
-        shutil.rmtree(out / sub, ignore_errors=True)  # the demo folder is scratch space
+    for name, value in (("epochs", epochs), ("n_train", n_train)):
+        if value is not None:
+            check_int(value, name, 1)
+    _claim(out)
     t0 = time.perf_counter()
     problem = DarcyFlow(resolution=RESOLUTION, coefficient="piecewise_constant")
     paths = generate_dataset(problem, out / "data", {"train": n_train or 320, "test": 100}, seed=0)

@@ -117,6 +117,10 @@ def info(path: str | Path) -> dict[str, Any]:
     except OSError:
         raise ValueError(f"{path} is not an HDF5 file") from None
     with f:
+        if "pdeml_schema_version" not in f.attrs:  # PDEBench, FNO .mat v7.3, The Well ...
+            raise ValueError(f"{path} is an HDF5 file but not a pdeml file (no "
+                             "pdeml_schema_version attribute); `pdeml import` converts "
+                             "PDEBench and neuraloperator files")
         attrs = {k: _attr(v) for k, v in f.attrs.items() if not k.startswith("_")}
         variables, dims, stats = {}, {}, {}
         for name, ds in f.items():

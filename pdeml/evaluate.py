@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from pdeml.checks import check_int, check_output  # noqa: E402
 from pdeml.config import load_yaml  # noqa: E402
 from pdeml.datasets.reader import H5Dataset  # noqa: E402
-from pdeml.datasets.schema import DatasetError  # noqa: E402
+from pdeml.datasets.schema import DatasetError, check_problem, read_attrs  # noqa: E402
 from pdeml.metrics import MetricAccumulator  # noqa: E402
 from pdeml.progress import track  # noqa: E402
 from pdeml.trainers.module import OperatorModule, Surrogate  # noqa: E402
@@ -110,6 +110,20 @@ def _refuse_point_clouds(data: str | Path | None, verb: str) -> None:
                            "(the test metrics of a point-cloud run are in its metrics.json)")
 
 
+def _run_problem(data_cfg: dict[str, Any]) -> str | None:
+    """The problem a run was trained on: its online stream's, or its training file's."""
+    online = data_cfg.get("online")
+    if isinstance(online, dict) and online.get("problem"):
+        return str(online["problem"])
+    train = data_cfg.get("train")
+    if train and Path(train).is_file():
+        try:
+            return read_attrs(train).get("problem")
+        except (DatasetError, OSError):  # moved or damaged since: nothing to compare with
+            return None
+    return None
+
+
 def evaluate_run(
     run: str | Path, data: str | Path | None = None, out: str | Path | None = None,
     n_plots: int = 4, batch_size: int = 32, overwrite: bool = False,
@@ -131,6 +145,7 @@ def evaluate_run(
     out = Path(out) if out else Path(run if Path(run).is_dir() else Path(run).parent) / "eval"
     check_output(out / "metrics.json", overwrite, "evaluation")
     _refuse_point_clouds(data, "evaluate")
+    check_problem(data, _run_problem(data_cfg), "the run was trained on")
     if (data_cfg.get("rollout") or {}).get("task") == "nonauto":  # CFDBench's task
         from pdeml.suite import nonauto_profile
 

@@ -17,9 +17,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from pdeml.checks import check_int, check_output, first_nonfinite
+from pdeml.checks import (
+    InputError,
+    check_int,
+    check_output,
+    check_writable,
+    first_nonfinite,
+    missing_dirs,
+    remove_made,
+    write_atomic,
+)
 from pdeml.datasets.reader import parse_selector, read_selection
-from pdeml.datasets.schema import DatasetError, open_h5, read_attrs
+from pdeml.datasets.schema import DatasetError, check_problem, open_h5, read_attrs
 from pdeml.evaluate import _refuse_point_clouds, find_checkpoint, load_surrogate
 
 CARD_NAME = "model_card.json"
@@ -137,6 +146,8 @@ def export_module(
                     module, example, path):
                 continue  # the exporter specialized a size silently: export the fixed grid
             return {"format": path.suffix[1:], "dynamic_resolution": dynamic}
+        except OSError as err:  # the target cannot be written: no second try
+            raise InputError(f"cannot write {path}: {err.strerror or err}") from None
         except Exception as err:  # tracing/lowering errors come in many types
             error = err
     name = type(getattr(module, "model", module)).__name__
@@ -155,6 +166,50 @@ def _runs_on_a_larger_grid(module: torch.nn.Module, example: torch.Tensor,
         return False
     scale = float(want.abs().max()) + 1e-12
     return got.shape == want.shape and float((got - want).abs().max()) <= 1e-4 * scale
+
+
+def _embed_card(path: Path, card: dict[str, Any]) -> None:
+    """Replace the model card embedded in an export (no new trace: the graph is reloaded)."""
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    text = json.dumps(card, indent=2)
+    try:
+        if path.suffix == ".pt2":
+            torch.export.save(torch.export.load(path), tmp, extra_files={CARD_NAME: text})
+        else:
+            import onnx
+
+            model = onnx.load(str(path))
+            for entry in model.metadata_props:
+                if entry.key == "model_card":
+                    entry.value = text
+            onnx.save(model, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        path.unlink(missing_ok=True)  # no export whose card says less than its file
+        raise InputError(f"cannot write {path}: {err.strerror or err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def smallest_grid(module: torch.nn.Module, example: torch.Tensor, path: Path) -> list[int]:
+    """The smallest of the traced grid halved 0, 1, 2 ... times (down to 4 points per axis)
+    on which the export at ``path`` runs and matches eager: a resolution-dynamic export can
+    still refuse grids too small for its modes or levels, and the card says where that is."""
+    exported, _ = load_exported(path)
+    best = list(example.shape[2:])
+    grid = [n // 2 for n in best]
+    while min(grid) >= 4:
+        x = torch.randn(example.shape[0], example.shape[1], *grid)
+        try:
+            with torch.no_grad():
+                got, want = exported(x), module(x)
+        except Exception:  # a shape error from either runtime: too small
+            break
+        if got.shape != want.shape or float((got - want).abs().max()) > 1e-4 * (
+                float(want.abs().max()) + 1e-12):
+            break
+        best, grid = grid, [n // 2 for n in grid]
+    return best
 
 
 def _reason(error: Exception | None) -> str:
@@ -186,20 +241,23 @@ def _write(module: torch.nn.Module, example: torch.Tensor, path: Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     card_text = json.dumps(card, indent=2)
-    if path.suffix == ".pt2":
-        program = torch.export.export(module, (example,), dynamic_shapes=shapes)
-        torch.export.save(program, tmp, extra_files={CARD_NAME: card_text})
-    else:
-        import onnx
+    try:
+        if path.suffix == ".pt2":
+            program = torch.export.export(module, (example,), dynamic_shapes=shapes)
+            torch.export.save(program, tmp, extra_files={CARD_NAME: card_text})
+        else:
+            import onnx
 
-        with _quiet_onnx_exporter():
-            onnx_program = torch.onnx.export(module, (example,), dynamo=True,
-                                             dynamic_shapes=shapes, verbose=False)
-        model = onnx_program.model_proto
-        entry = model.metadata_props.add()
-        entry.key, entry.value = "model_card", card_text
-        onnx.save(model, tmp)
-    os.replace(tmp, path)
+            with _quiet_onnx_exporter():
+                onnx_program = torch.onnx.export(module, (example,), dynamo=True,
+                                                 dynamic_shapes=shapes, verbose=False)
+            model = onnx_program.model_proto
+            entry = model.metadata_props.add()
+            entry.key, entry.value = "model_card", card_text
+            onnx.save(model, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed try leaves no partial file
 
 
 def card_path_of(model: str | Path) -> Path:
@@ -225,6 +283,7 @@ def export_run(run: str | Path, out: str | Path, batch: int = 2,
     check_output(out, overwrite, "export target")
     card_path = card_path_of(out)
     check_output(card_path, overwrite, "model card")
+    check_writable(out)  # before minutes of tracing, not after
     ckpt = find_checkpoint(run)
     run_dir = ckpt.parent.parent
     surrogate, cfg = load_surrogate(run)
@@ -233,9 +292,18 @@ def export_run(run: str | Path, out: str | Path, batch: int = 2,
     if "grid" not in card:
         raise DatasetError("cannot infer the input grid: the run's training file is missing")
     example = torch.randn(batch, surrogate.model.config["kwargs"]["in_channels"], *card["grid"])
+    made = missing_dirs(out.parent)
     info = export_module(surrogate, example, out, card, dynamic_resolution)
     card["dynamic_resolution"] = info["dynamic_resolution"]
-    card_path.write_text(json.dumps(card, indent=2))
+    if info["dynamic_resolution"]:
+        card["min_grid"] = smallest_grid(surrogate, example, out)
+        _embed_card(out, card)
+    try:
+        write_atomic(card_path, lambda fh: fh.write(json.dumps(card, indent=2).encode()))
+    except InputError:
+        out.unlink(missing_ok=True)  # no model without its card
+        remove_made(made, tree=False)
+        raise
     return {"program": str(out), "card": str(card_path), **info}
 
 
@@ -323,6 +391,13 @@ def _read_inputs(path: Path, card: dict[str, Any], x: np.ndarray | None = None) 
     if path.suffix == ".npy":
         x = _load_npy(path) if x is None else x
     elif path.suffix in (".h5", ".hdf5", ".nc"):
+        from pdeml.datasets.pointcloud import is_pointcloud
+
+        if is_pointcloud(path):
+            raise DatasetError(f"{path} holds point clouds; this {card['operator']['name']} "
+                               "model takes grids (train GNOT for point clouds)")
+        check_problem(path, card.get("training_data", {}).get("problem"),
+                      "the model was trained on")
         with open_h5(path) as f:
             missing = [v for v in card["inputs"] if parse_selector(v)[0] not in f]
             if missing:
@@ -340,6 +415,11 @@ def _read_inputs(path: Path, card: dict[str, Any], x: np.ndarray | None = None) 
         )
     if len(x) == 0:
         raise DatasetError(f"{path} holds no samples (shape {x.shape})")
+    smallest = card.get("min_grid")
+    if smallest and any(n < m for n, m in zip(x.shape[2:], smallest, strict=False)):
+        raise DatasetError(f"input grid {'x'.join(map(str, x.shape[2:]))} is below the "
+                           f"smallest the model takes ({'x'.join(map(str, smallest))}, "
+                           "per its card)")
     return x.astype(np.float32)  # HDF5 reads were checked for finiteness by read_selection
 
 
@@ -377,8 +457,6 @@ def predict(
             if bad is not None:
                 raise DatasetError(f"the model's output for sample {s + bad} of {input_path} "
                                    "holds NaN or Inf values; nothing written")
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output_path.with_name(output_path.name + ".tmp.npy")
-    np.save(tmp, np.concatenate(outs))
-    os.replace(tmp, output_path)
+    result = np.concatenate(outs)
+    write_atomic(output_path, lambda fh: np.save(fh, result))
     return output_path

@@ -290,6 +290,7 @@ def run_cfd_suite(
     cases = _check_choice("case", cases, CASES + TWO_PHASE_CASES)
     sweeps = _check_choice("sweep", sweeps, ALL_SWEEPS)
     operators = _check_choice("operator", operators, list_operators())
+    _check_model_kwargs(model_kwargs or {}, operators)  # before any data or run is made
     cfg = _size(size)
     cfg["epochs"] = int(epochs or cfg["epochs"])
     if cfg["epochs"] < 1:
@@ -319,6 +320,21 @@ def run_cfd_suite(
         (out / "cfdbench.md").write_text(cfdbench_table(rows))
         result["cfdbench"] = str(out / "cfdbench.md")
     return result
+
+
+def _check_model_kwargs(model_kwargs: dict[str, Any], operators: Sequence[str]) -> None:
+    """``{operator: {argument: value}}``: each operator one of the suite's, each argument one
+    it takes, of the right type (``FNO.wings`` named as the user wrote it)."""
+    from pdeml.config import validate_section
+    from pdeml.operators.base import _REGISTRY
+
+    for op, kwargs in model_kwargs.items():
+        if op not in operators:
+            raise ValueError(f"--set {op}.ARG: {op} is not among the suite's operators "
+                             f"({', '.join(operators)})")
+        if not isinstance(kwargs, dict):
+            raise ValueError(f"--set takes OPERATOR.argument=value, got {op}={kwargs!r}")
+        validate_section(op, kwargs, _REGISTRY[op], skip=("in_channels", "out_channels"))
 
 
 def recs_of(records: list[tuple], case: str) -> list[tuple]:

@@ -116,6 +116,9 @@ def export_cfdbench(
         folder = base / sub / f"case{number:04d}"
         if all((folder / f).exists() for f in ("case.json", "u.npy", "v.npy", "pdeml.json")):
             continue
+        if folder.exists():  # ours are renamed into place whole: this one is someone else's
+            raise DatasetError(f"{folder} exists and was not written by pdeml (no "
+                               "pdeml.json); choose another output folder")
         _write_case(problem, folder, case, stop_below)
         if progress:
             print(f"export {problem.name} {sub}/case{number:04d} [{k + 1}/{len(todo)}]",
@@ -145,7 +148,6 @@ def _write_case(problem: Any, folder: Path, case: dict[str, float],
         "reynolds_cfdbench": re_cfdbench, "length_scale": problem.LENGTH_SCALE,
         "cells": problem.cells, "n_steps": solver.n_steps, "pdeml_version": __version__},
         indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
     os.replace(tmp, folder)
 
 
@@ -164,6 +166,10 @@ def case_folders(src: Path, subsets: str | None = None) -> list[tuple[str, Path]
     present = [s for s in ("prop", "bc", "geo") if (src / s).is_dir()]
     if present:
         chosen = parse_subsets(subsets or "all")
+        missing = [c for c in chosen if c not in present]
+        if subsets and subsets != "all" and missing:  # never other subsets instead
+            raise DatasetError(f"{src} has no {', '.join(missing)} subset (it has "
+                               f"{', '.join(present)})")
         out = []
         for sub in (s for s in chosen if s in present):
             dirs = [d for d in (src / sub).glob("case*")
@@ -171,6 +177,8 @@ def case_folders(src: Path, subsets: str | None = None) -> list[tuple[str, Path]
             out += [(sub, d) for d in sorted(dirs, key=lambda d: int(d.name[4:]))]
         if out:
             return out
+        if subsets:
+            raise DatasetError(f"{src}/{'/'.join(chosen)} holds no case folder (caseN)")
     dirs = sorted({p.parent for p in src.rglob("case.json")})
     if not dirs:
         raise DatasetError(f"{src} holds no CFDBench case folder (none has a case.json)")

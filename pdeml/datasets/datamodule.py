@@ -64,6 +64,31 @@ def eval_sampler(dataset: Any) -> Any:
     return UnrepeatedDistributedSampler(dataset, shuffle=False)
 
 
+def check_eval_files(dm: Any) -> None:
+    """Open a grid datamodule's test and validation files now and check them against the
+    training file: the same problem (where the files say) and the same channels. A file of
+    another problem would otherwise be found only when the test runs, after training. Other
+    grids are allowed (zero-shot super-resolution)."""
+    if not isinstance(dm, PDEDataModule) or type(dm).setup is not PDEDataModule.setup:
+        return
+    dm.setup("fit")
+    if dm.test_path and dm.test_set is None:
+        dm.test_set = dm._dataset(dm.test_path)  # names a missing variable
+    train_problem = read_attrs(dm.train_path).get("problem")
+    for key, path, ds in (("test", dm.test_path, dm.test_set), ("val", dm.val_path, dm.val_set)):
+        if not path or ds is None:
+            continue
+        problem = read_attrs(path).get("problem")
+        if train_problem and problem and problem != train_problem:
+            raise DatasetError(f"data.{key} {path} holds {problem} data; data.train holds "
+                               f"{train_problem}")
+        for what in ("in_channels", "out_channels"):
+            theirs, ours = getattr(ds, what), getattr(dm.train_set, what)
+            if theirs != ours:
+                raise DatasetError(f"data.{key} {path} has {theirs} {what.replace('_', ' ')}; "
+                                   f"data.train has {ours}")
+
+
 def make_datamodule(**kwargs: Any) -> PDEDataModule:
     """The datamodule for ``kwargs["train"]``: point-cloud files get
     :class:`pdeml.datasets.pointcloud.PointCloudDataModule`, grid files :class:`PDEDataModule`.

@@ -93,6 +93,14 @@ def read_attrs(path: str | Path) -> dict[str, Any]:
         return {k: _plain_attr(v) for k, v in f.attrs.items()}
 
 
+def check_problem(path: str | Path, expected: str | None, whose: str) -> None:
+    """Refuse a file of another problem than ``expected`` (``whose``: what expects it, e.g.
+    "the model was trained on"); files or runs that do not say their problem pass."""
+    problem = read_attrs(path).get("problem")
+    if expected and problem and problem != expected:
+        raise DatasetError(f"{path} holds {problem} data; {whose} {expected}")
+
+
 def _plain_attr(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode()

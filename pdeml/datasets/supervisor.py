@@ -154,10 +154,17 @@ class WorkerSupervisor:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop polling."""
+        """Stop polling, after one last look that records workers that joined or left since
+        the last poll (a replacement can finish the stream's work within one ``interval``:
+        without it, :attr:`stats` would miss its join). That look starts nothing."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+            if not self._thread.is_alive():
+                try:
+                    self.poll(act=False)
+                except Exception:  # the client is closing: the stats stay as they were
+                    pass
 
     def _event(self, kind: str, message: str, **extra: Any) -> None:
         self.events.append({"time": time.time(), "event": kind, **extra})
@@ -172,8 +179,9 @@ class WorkerSupervisor:
                     return
                 log.debug("worker poll failed: %s", err)
 
-    def poll(self) -> None:
-        """One look at the cluster (the thread calls this every ``interval`` seconds)."""
+    def poll(self, act: bool = True) -> None:
+        """One look at the cluster (the thread calls this every ``interval`` seconds); with
+        ``act=False`` it only records joins and losses (no replacement is started)."""
         now_workers = set(self.client.nthreads())
         processing = self.client.processing()
         for worker in sorted(self._workers - now_workers):
@@ -184,7 +192,8 @@ class WorkerSupervisor:
                         worker=worker)
         self._workers = now_workers
         self._held = {w: set(keys) for w, keys in processing.items()}
-        self._keep_count(len(now_workers))
+        if act:
+            self._keep_count(len(now_workers))
 
     def _lost(self, worker: str, keys: set, left: int) -> None:
         self.stats["lost"] += 1

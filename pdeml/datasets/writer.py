@@ -34,7 +34,15 @@ import h5netcdf
 import numpy as np
 from tqdm.auto import tqdm
 
-from pdeml.checks import InputError, check_int, check_memory, first_nonfinite, format_bytes
+from pdeml.checks import (
+    InputError,
+    check_int,
+    check_memory,
+    first_nonfinite,
+    format_bytes,
+    missing_dirs,
+    remove_made,
+)
 from pdeml.datasets.schema import DatasetError, create_layout, provenance, read_attrs
 from pdeml.solvers.problems.base import Problem
 
@@ -299,11 +307,20 @@ def generate_split(
             raise DatasetError(f"{path} exists with other settings; pass --overwrite to replace it")
         shutil.rmtree(parts, ignore_errors=True)  # killed between the rename and the clean-up
         return path
+    made = missing_dirs(parts)  # what this call creates, and so may remove again
     path.parent.mkdir(parents=True, exist_ok=True)
     manifest = {**attrs, "chunk": chunk}
     _check_manifest(parts, manifest)
-    _solve_shards(problem, parts, int(n_samples), seed, split, chunk, progress, scheduler,
-                  n_workers)
+    try:
+        _solve_shards(problem, parts, int(n_samples), seed, split, chunk, progress, scheduler,
+                      n_workers)
+    except Exception:
+        # A failed solve (not a kill: that is a BaseException) before any shard finished
+        # leaves no partial job to resume, only a manifest that would refuse the corrected
+        # command: remove what this call made. Finished shards are kept for a resume.
+        if parts in made and not any(parts.glob("shard_*.npz")):
+            remove_made(made)
+        raise
     _assemble(problem, parts, path, int(n_samples), chunk, attrs)
     shutil.rmtree(parts)
     return path
@@ -328,6 +345,7 @@ def generate_dataset(
     """
     check_job(problem, splits, seed, chunk, scheduler, n_workers)
     out_dir = Path(out_dir)
+    made = missing_dirs(out_dir)
     client, cluster = (None, None) if scheduler is None else open_client(scheduler, n_workers)
     try:
         return {
@@ -335,6 +353,9 @@ def generate_dataset(
                                   overwrite, progress, client)
             for split, n in splits.items()
         }
+    except Exception:
+        remove_made(made, tree=False)  # the out folder it created, if it is still empty
+        raise
     finally:
         if cluster is not None:
             client.close()

@@ -22,8 +22,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from pdeml.checks import missing_dirs, remove_made
 from pdeml.config import ConfigError, load_yaml, merge, validate_section
-from pdeml.datasets.datamodule import PDEDataModule, make_datamodule
+from pdeml.datasets.datamodule import PDEDataModule, check_eval_files, make_datamodule
 from pdeml.operators import build, link_grid, list_operators
 from pdeml.operators.base import _REGISTRY
 from pdeml.trainers.callbacks import (
@@ -110,11 +111,18 @@ def build_model(model_cfg: dict[str, Any], dm: PDEDataModule) -> torch.nn.Module
     name = kwargs.pop("name", "FNO")
     check_model_memory(name, kwargs)  # before allocating: a huge model fails cleanly
     try:
-        return build({"name": name, "kwargs": kwargs})
+        net = build({"name": name, "kwargs": kwargs})
     except TypeError as err:
         if "space_dim" in kwargs and "space_dim" in str(err):
             raise ConfigError(f"model '{name}' does not take point clouds; use GNOT") from None
         raise _kwargs_error(f"model '{name}'", err) from None
+    n_dim, grid = getattr(net, "n_dim", None), getattr(dm, "spatial_shape", None)
+    if "space_dim" not in kwargs and n_dim is not None and grid is not None \
+            and n_dim != len(grid):
+        shown = f" (model.n_modes={kwargs['n_modes']})" if "n_modes" in kwargs else ""
+        raise ConfigError(f"model {name} is set up for {n_dim}-D grids{shown} but the data is "
+                          f"{len(grid)}-D ({'x'.join(map(str, grid))})")
+    return net
 
 
 def _resume_config(out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -125,6 +133,11 @@ def _resume_config(out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"cannot resume: {saved_path} is missing")
     saved = load_yaml(saved_path)
     cfg = merge(saved, overrides or {})
+    for key in sorted(set(saved.get("model", {})) | set(cfg.get("model", {}))):
+        before, after = saved.get("model", {}).get(key), cfg.get("model", {}).get(key)
+        if before != after:
+            raise ConfigError(f"cannot change model.{key} ({before} -> {after}) on --resume: "
+                              "the checkpoint holds weights of the saved model; start a new run")
     scheduler = cfg.get("module", {}).get("scheduler", "cosine")
     for section, key in SCHEDULE_KEYS:
         before, after = saved.get(section, {}).get(key), cfg.get(section, {}).get(key)
@@ -134,6 +147,38 @@ def _resume_config(out: Path, overrides: dict[str, Any]) -> dict[str, Any]:
                 f"'{scheduler}' learning-rate schedule was laid out for the saved value; start a "
                 "new run (or train with module.scheduler=none to extend runs)")
     return cfg
+
+
+def _read_checkpoint(path: Path) -> dict[str, Any]:
+    """A Lightning checkpoint's contents, or a one-line error naming the file."""
+    try:
+        held = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise ConfigError(f"cannot resume: {path} is not a readable checkpoint "
+                          f"({' '.join(str(err).split())[:200]})") from None
+    if not isinstance(held, dict) or not {"global_step", "state_dict"} <= set(held):
+        raise ConfigError(f"cannot resume: {path} is not a Lightning checkpoint")
+    return held
+
+
+def _check_resumed_model(held: dict[str, Any], module: OperatorModule, path: Path) -> None:
+    """Refuse a checkpoint whose operator is not the one the run's config builds."""
+    theirs = (held.get("hyper_parameters") or {}).get("model") or {}
+    ours = module.hparams["model"]
+    if theirs.get("name") != ours["name"]:
+        raise ConfigError(f"cannot resume: {path} holds {theirs.get('name', 'no pdeml model')}; "
+                          f"this run is {ours['name']}")
+    a, b = theirs.get("kwargs") or {}, ours["kwargs"]
+    diff = [f"{k}={a.get(k)} (checkpoint) vs {b.get(k)} (run)" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k)]
+    if diff:
+        raise ConfigError(f"cannot resume: {path} holds another {ours['name']}: {diff[0]}")
+    try:
+        module.load_state_dict(held["state_dict"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(f"cannot resume: the weights in {path} do not fit this run: "
+                          f"{first}") from None
 
 
 def _make_trainer(out: Path, trainer_cfg: dict[str, Any], has_val: bool,
@@ -206,7 +251,8 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False,
             raise ConfigError(f"nothing to resume: {last} does not exist (drop --resume to start "
                               "a new run)")
         cfg = _resume_config(out, cfg)
-        keep_step = int(torch.load(last, map_location="cpu", weights_only=False)["global_step"])
+        held = _read_checkpoint(last)
+        keep_step = int(held["global_step"])
     # Lightning's DDP launcher re-runs this command for ranks > 0 after rank 0 created the
     # folder: only the first process judges what was there before.
     first = launched_rank() == 0
@@ -227,32 +273,52 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False,
     except TypeError as err:
         raise _kwargs_error("data", err) from None
     dm.setup("fit")
+    check_eval_files(dm)  # a wrong data.test is found now, not after the whole training
     net = build_model(cfg["model"], dm)
     try:
         module = OperatorModule(net, **cfg["module"])
     except TypeError as err:
         raise _kwargs_error("module", err) from None
+    if resume:  # before the logger trims metrics.csv to the checkpoint's step
+        _check_resumed_model(held, module, last)
     stop = GracefulStop(last)
     trainer = _make_trainer(out, cfg["trainer"], dm.val_set is not None, [stop], keep_step)
     remove_outputs(out, existing)
+    made = missing_dirs(out)
+    created = [n for n in RUN_OUTPUTS if not (out / n).exists()]
     out.mkdir(parents=True, exist_ok=True)  # only once every setting was accepted
     if first:
         _write_config({**cfg, "model": net.config["kwargs"] | {"name": net.config["name"]}},
                       out / "config.yaml")
     stop.install()
-    try:  # Lightning's bars write to sys.stdout: stdout is kept for results
-        with contextlib.redirect_stdout(sys.stderr):
-            try:
-                trainer.fit(module, dm, ckpt_path=last if resume else None)
-            except SIGTERMException:  # Lightning's own check (a SystemExit: exit code 0)
-                raise TrainingInterrupted(stop.signum or signal.SIGTERM, last,
-                                          trainer.current_epoch, trainer.global_step) from None
-            result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt")}
-            if dm.test_path:
-                metrics = trainer.test(module, dm, ckpt_path="best", verbose=False)[0]
-                result.update({k: float(v) for k, v in metrics.items()})
+    try:
+        return _fit_and_test(trainer, module, dm, stop, out, resume)
+    except Exception:
+        # A new run that failed before its first checkpoint has nothing to resume: remove
+        # what this call wrote, so that the corrected command is not refused.
+        if not resume and first and not last.exists():
+            remove_outputs(out, created)
+            remove_made(made, tree=False)
+        raise
     finally:
         stop.restore()
+
+
+def _fit_and_test(trainer: L.Trainer, module: OperatorModule, dm: Any, stop: GracefulStop,
+                  out: Path, resume: bool) -> dict[str, Any]:
+    """``trainer.fit``, then the test on the best checkpoint; writes ``metrics.json``."""
+    last = out / "checkpoints" / "last.ckpt"
+    # Lightning's bars write to sys.stdout: stdout is kept for results
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            trainer.fit(module, dm, ckpt_path=last if resume else None)
+        except SIGTERMException:  # Lightning's own check (a SystemExit: exit code 0)
+            raise TrainingInterrupted(stop.signum or signal.SIGTERM, last,
+                                      trainer.current_epoch, trainer.global_step) from None
+        result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt")}
+        if dm.test_path:
+            metrics = trainer.test(module, dm, ckpt_path="best", verbose=False)[0]
+            result.update({k: float(v) for k, v in metrics.items()})
     if trainer.is_global_zero:  # one metrics.json; the values are reduced over the ranks
         (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
