@@ -132,8 +132,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("name a run folder (pdeml evaluate RUN) or a suite (--suite cfd)")
     from pdeml.evaluate import evaluate_run
 
-    return evaluate_run(args.run, data=args.data, out=args.out, n_plots=args.n_plots,
-                        overwrite=args.overwrite)
+    result = evaluate_run(args.run, data=args.data, out=args.out, n_plots=args.n_plots,
+                          overwrite=args.overwrite, baselines=args.baselines == "on")
+    if result.get("summary") and _progress_on():
+        print(result["summary"], file=sys.stderr, flush=True)
+    return result
 
 
 def _run_suite(args: argparse.Namespace) -> dict[str, Any]:
@@ -324,6 +327,9 @@ def _add_evaluate(sub: Any) -> None:
     e.add_argument("--data", help="test HDF5 file (default: the run's data.test)")
     e.add_argument("--out", help="output folder (default: <run>/eval; runs/cfd_suite)")
     e.add_argument("--n-plots", type=_count(0), default=4, help="samples drawn in samples.png")
+    e.add_argument("--baselines", choices=("on", "off"), default="on",
+                   help="price pdeml's own solver beside the surrogate: equal accuracy, equal "
+                        "time, breakeven (default on)")
     e.add_argument("--suite", choices=("cfd",), help="train and evaluate a benchmark suite")
     e.add_argument("--cases", help="suite cases, e.g. cavity,step (default: all four)")
     e.add_argument("--sweeps", help="suite sweeps, e.g. bc,prop (default: bc,prop,geo)")

@@ -127,11 +127,14 @@ def _run_problem(data_cfg: dict[str, Any]) -> str | None:
 def evaluate_run(
     run: str | Path, data: str | Path | None = None, out: str | Path | None = None,
     n_plots: int = 4, batch_size: int = 32, overwrite: bool = False,
+    baselines: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a trained run on a test file: ``metrics.json`` and ``samples.png`` in ``out``.
 
     An earlier evaluation in ``out`` (its ``metrics.json``) is replaced only with
-    ``overwrite``.
+    ``overwrite``. With ``baselines`` (grid runs), ``metrics["baselines"]`` holds the
+    ledger of :mod:`pdeml.baselines` (the surrogate beside pdeml's own solver at equal
+    accuracy and equal time, and the breakeven), and ``result["summary"]`` its one line.
     """
     check_int(n_plots, "--n-plots", 0)
     check_int(batch_size, "batch_size", 1)
@@ -165,8 +168,10 @@ def evaluate_run(
     outputs = data_cfg.get("outputs") or json.loads(_attr(data, "output_vars"))
     dataset = H5Dataset(data, inputs, outputs)
     metrics = evaluate_model(surrogate, dataset, batch_size)
-    out.mkdir(parents=True, exist_ok=True)
     metrics["data"] = str(data)
+    if baselines:
+        metrics["baselines"] = _ledger(surrogate, dataset, data, run, cfg, inputs, outputs)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     k = min(n_plots, len(dataset))
     if k:
@@ -176,7 +181,44 @@ def evaluate_run(
             pred = surrogate(x)
         plot_samples(x.numpy(), y.numpy(), pred.numpy(), out / "samples.png",
                      names=(str(inputs[0]), str(outputs[0])), **_geometry(data, k))
-    return {"metrics": metrics, "out": str(out)}
+    result = {"metrics": metrics, "out": str(out)}
+    if baselines:
+        from pdeml.baselines import summary_line
+
+        result["summary"] = summary_line(metrics["baselines"])
+    return result
+
+
+def _ledger(surrogate: Surrogate, dataset: H5Dataset, data: str | Path, run: str | Path,
+            cfg: dict[str, Any], inputs: list[str], outputs: list[str],
+            max_samples: int = 32) -> dict[str, Any]:
+    """The baseline ledger on the first ``max_samples`` test samples (see pdeml.baselines)."""
+    from pdeml.baselines import ledger
+
+    attrs = read_attrs(data)
+    problem = attrs.get("problem")
+    try:
+        settings = json.loads(attrs.get("problem_settings", "{}"))
+    except ValueError:
+        settings = {}
+    own = (json.loads(attrs.get("input_vars", "null")), json.loads(attrs.get("output_vars",
+                                                                          "null")))
+    if (list(inputs), list(outputs)) != (own[0], own[1]):
+        return {"problem": problem, "note": "the run maps other variables than the problem's "
+                f"own ({inputs} -> {outputs}): no solver baseline"}
+    n = min(len(dataset), max_samples)
+    xs, ys = zip(*(dataset[i] for i in range(n)), strict=True)
+    run_dir = find_checkpoint(run).parent.parent
+    cost = {}
+    if (run_dir / "metrics.json").exists():
+        cost = json.loads((run_dir / "metrics.json").read_text()).get("cost", {})
+    train = cfg.get("data", {}).get("train")
+    n_train = None
+    if train and Path(train).is_file():
+        n_train = read_attrs(train).get("n_samples")
+    return ledger(surrogate, problem, settings, torch.stack(xs).numpy(),
+                  torch.stack(ys).numpy(), {"training": cost.get("train_wall_seconds")},
+                  n_train=n_train)
 
 
 def _geometry(data: str | Path, n: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -304,18 +305,33 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False,
         stop.restore()
 
 
+def _training_cost(trainer: L.Trainer, module: OperatorModule, wall: float, cpu: float,
+                   resume: bool) -> dict[str, Any]:
+    """What ``trainer.fit`` cost in this process (a resumed run: this invocation's part)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return {"train_wall_seconds": round(time.perf_counter() - wall, 3),
+            "train_cpu_seconds": round(time.process_time() - cpu, 3),
+            "threads": torch.get_num_threads(), "device": str(module.device),
+            "precision": str(trainer.precision), "peak_rss_mib": round(peak, 1),
+            "resumed": resume, "global_step": int(trainer.global_step)}
+
+
 def _fit_and_test(trainer: L.Trainer, module: OperatorModule, dm: Any, stop: GracefulStop,
                   out: Path, resume: bool) -> dict[str, Any]:
     """``trainer.fit``, then the test on the best checkpoint; writes ``metrics.json``."""
     last = out / "checkpoints" / "last.ckpt"
     # Lightning's bars write to sys.stdout: stdout is kept for results
     with contextlib.redirect_stdout(sys.stderr):
+        wall, cpu = time.perf_counter(), time.process_time()
         try:
             trainer.fit(module, dm, ckpt_path=last if resume else None)
         except SIGTERMException:  # Lightning's own check (a SystemExit: exit code 0)
             raise TrainingInterrupted(stop.signum or signal.SIGTERM, last,
                                       trainer.current_epoch, trainer.global_step) from None
-        result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt")}
+        result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt"),
+                                  "cost": _training_cost(trainer, module, wall, cpu, resume)}
         if dm.test_path:
             metrics = trainer.test(module, dm, ckpt_path="best", verbose=False)[0]
             result.update({k: float(v) for k, v in metrics.items()})
