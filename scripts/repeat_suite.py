@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BURNER = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    pass\n"
 
 
 def fresh_clone(rev: str, where: Path) -> Path:
@@ -55,7 +57,8 @@ def failures(junit: Path) -> list[dict[str, str]]:
 
 def run_once(repo: Path, burn: bool, junit: Path) -> dict:
     """One default-suite run in ``repo``; a spinning process holds a core when ``burn``."""
-    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if burn else None
+    # The burner spins only while this process lives: a killed job leaves no spinning core.
+    burner = subprocess.Popen([sys.executable, "-c", BURNER]) if burn else None
     load = os.getloadavg()[0]
     t0 = time.monotonic()
     try:
@@ -99,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rev", default="HEAD")
     ap.add_argument("--out", type=Path, default=Path("runs/repeat_suite.json"))
     args = ap.parse_args(argv)
+    # SIGTERM (kill, a CI timeout) unwinds like Ctrl-C, so that the burner is stopped and the
+    # finished runs stay in --out.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     if args.runs < 1 or args.burn_every < 0:
         ap.error("--runs must be >= 1 and --burn-every >= 0")
     rev = subprocess.run(["git", "rev-parse", args.rev], cwd=ROOT, capture_output=True,
