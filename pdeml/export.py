@@ -160,9 +160,17 @@ def _runs_on_a_larger_grid(module: torch.nn.Module, example: torch.Tensor,
     x = torch.randn(example.shape[0], example.shape[1], *(n + 1 for n in example.shape[2:]))
     try:
         exported, _ = load_exported(path)
+    except Exception:
+        return False
+    return _agrees(exported, module, x)
+
+
+def _agrees(exported: Any, module: torch.nn.Module, x: torch.Tensor) -> bool:
+    """Whether the export runs on ``x`` and matches eager (relative max error <= 1e-4)."""
+    try:
         with torch.no_grad():
             got, want = exported(x), module(x)
-    except Exception:  # a shape error from either runtime: not resolution-dynamic
+    except Exception:  # a shape error from either runtime
         return False
     scale = float(want.abs().max()) + 1e-12
     return got.shape == want.shape and float((got - want).abs().max()) <= 1e-4 * scale
@@ -199,15 +207,8 @@ def smallest_grid(module: torch.nn.Module, example: torch.Tensor, path: Path) ->
     best = list(example.shape[2:])
     grid = [n // 2 for n in best]
     while min(grid) >= 4:
-        x = torch.randn(example.shape[0], example.shape[1], *grid)
-        try:
-            with torch.no_grad():
-                got, want = exported(x), module(x)
-        except Exception:  # a shape error from either runtime: too small
-            break
-        if got.shape != want.shape or float((got - want).abs().max()) > 1e-4 * (
-                float(want.abs().max()) + 1e-12):
-            break
+        if not _agrees(exported, module, torch.randn(example.shape[0], example.shape[1], *grid)):
+            break  # too small for its modes or levels
         best, grid = grid, [n // 2 for n in grid]
     return best
 
