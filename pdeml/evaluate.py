@@ -28,6 +28,10 @@ from pdeml.metrics import MetricAccumulator  # noqa: E402
 from pdeml.progress import track  # noqa: E402
 from pdeml.trainers.module import OperatorModule, Surrogate  # noqa: E402
 
+# Seconds the baseline ledger may spend solving: fewer test samples are scored (the same ones
+# for the surrogate and every solver setting) when all of them would take longer.
+LEDGER_BUDGET = 60.0
+
 
 @torch.no_grad()
 def evaluate_model(
@@ -162,8 +166,13 @@ def evaluate_run(
                                 n_plots=min(n_plots, 1), batch_size=batch_size)
         metrics = {"data": str(data), "one_step": report["one_step"],
                    "rollout": report["rollout"]}
+        result = {"metrics": metrics, "out": str(out)}
+        if baselines:
+            metrics["baselines"] = _rollout_ledger(surrogate, data, data_cfg["rollout"], run,
+                                                   cfg)
+            result["summary"] = _summary(metrics["baselines"])
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        return {"metrics": metrics, "out": str(out)}
+        return result
     inputs = data_cfg.get("inputs") or json.loads(_attr(data, "input_vars"))
     outputs = data_cfg.get("outputs") or json.loads(_attr(data, "output_vars"))
     dataset = H5Dataset(data, inputs, outputs)
@@ -183,10 +192,14 @@ def evaluate_run(
                      names=(str(inputs[0]), str(outputs[0])), **_geometry(data, k))
     result = {"metrics": metrics, "out": str(out)}
     if baselines:
-        from pdeml.baselines import summary_line
-
-        result["summary"] = summary_line(metrics["baselines"])
+        result["summary"] = _summary(metrics["baselines"])
     return result
+
+
+def _summary(led: dict[str, Any]) -> str:
+    from pdeml.baselines import summary_line
+
+    return summary_line(led)
 
 
 def _ledger(surrogate: Surrogate, dataset: H5Dataset, data: str | Path, run: str | Path,
@@ -208,6 +221,14 @@ def _ledger(surrogate: Surrogate, dataset: H5Dataset, data: str | Path, run: str
                 f"own ({inputs} -> {outputs}): no solver baseline"}
     n = min(len(dataset), max_samples)
     xs, ys = zip(*(dataset[i] for i in range(n)), strict=True)
+    offline, n_train = _offline_costs(run, cfg)
+    return ledger(surrogate, problem, settings, torch.stack(xs).numpy(),
+                  torch.stack(ys).numpy(), offline, n_train=n_train, budget=LEDGER_BUDGET)
+
+
+def _offline_costs(run: str | Path, cfg: dict[str, Any]
+                   ) -> tuple[dict[str, float | None], int | None]:
+    """Training seconds (the run's ``metrics.json``) and the training file's sample count."""
     run_dir = find_checkpoint(run).parent.parent
     cost = {}
     if (run_dir / "metrics.json").exists():
@@ -216,9 +237,33 @@ def _ledger(surrogate: Surrogate, dataset: H5Dataset, data: str | Path, run: str
     n_train = None
     if train and Path(train).is_file():
         n_train = read_attrs(train).get("n_samples")
-    return ledger(surrogate, problem, settings, torch.stack(xs).numpy(),
-                  torch.stack(ys).numpy(), {"training": cost.get("train_wall_seconds")},
-                  n_train=n_train)
+    return {"training": cost.get("train_wall_seconds")}, n_train
+
+
+def _rollout_ledger(surrogate: Surrogate, data: str | Path, spec: dict[str, Any],
+                    run: str | Path, cfg: dict[str, Any], max_samples: int = 16
+                    ) -> dict[str, Any]:
+    """The baseline ledger of a rollout: one query is one trajectory (pdeml.baselines)."""
+    from pdeml.baselines import rollout_ledger
+    from pdeml.datasets.timeseries import TrajectoryDataset
+
+    attrs = read_attrs(data)
+    problem = attrs.get("problem")
+    fields, static = list(spec.get("fields", [])), list(spec.get("static") or [])
+    if len(fields) != 1 or static or spec.get("residual"):
+        return {"problem": problem, "note": f"no rollout baseline for fields {fields} with "
+                f"static {static} (one field, no static channels, yet)"}
+    ds = TrajectoryDataset(data, **{k: v for k, v in spec.items() if k != "task"})
+    n = min(len(ds), max_samples)
+    x0, y = zip(*(ds[i] for i in range(n)), strict=True)
+    try:
+        settings = json.loads(attrs.get("problem_settings", "{}"))
+    except ValueError:
+        settings = {}
+    offline, n_train = _offline_costs(run, cfg)
+    return rollout_ledger(surrogate, problem, settings, torch.stack(x0).numpy(),
+                          torch.stack(y).numpy()[:, :, 0], int(spec.get("history", 1)),
+                          offline, n_train=n_train, budget=LEDGER_BUDGET)
 
 
 def _geometry(data: str | Path, n: int) -> dict[str, Any]:

@@ -164,12 +164,15 @@ class Burgers(Problem):
         }
 
     def solve(
-        self, u0: np.ndarray, n_steps: int | None = None, dt: float | None = None
+        self, u0: np.ndarray, n_steps: int | None = None, dt: float | None = None,
+        check: bool = True,
     ) -> np.ndarray:
         """Integrate from ``u0`` (on an ``n``-point periodic grid) and return the snapshots.
 
         By default the snapshots are at :attr:`times` with this problem's step; tests pass
         ``n_steps`` and ``dt`` instead to get the single state after ``n_steps`` steps.
+        ``check=False`` skips the resolution and stability checks: the solver baselines of
+        :mod:`pdeml.baselines` price deliberately under-resolved settings by their error.
 
         Returns
         -------
@@ -202,7 +205,8 @@ class Burgers(Problem):
                 cc = c["e2"] * a + c["q"] * (2 * n_b - n_u)
                 uh = c["e"] * uh + c["f1"] * n_u + 2 * c["f2"] * (n_a + n_b) + c["f3"] * flux(cc)
             out[i] = scipy.fft.irfft(uh, n)
-            self._check(uh, out[i], umax0, h, h * n_steps * (i + 1))
+            if check:
+                self._check(uh, out[i], umax0, h, h * n_steps * (i + 1))
         return out
 
     def _check(self, uh: np.ndarray, u: np.ndarray, umax0: float, h: float, t: float) -> None:
