@@ -42,6 +42,10 @@ Knobs per problem (:data:`KNOBS`):
   step per snapshot interval).
   Time-series runs (the Navier-Stokes rollout) get the same knobs through
   :func:`rollout_ledger`: a query is a whole trajectory from its first input frames.
+- ``cavity``, ``channel``, ``cylinder``, ``step`` (CFDBench's flows, pdeml's projection
+  solver; rollouts only): the solver cells (the data's, a half, a quarter; at least 8) times
+  the time step (1-3x the data's stable step), each case re-solved from rest from its
+  stored parameters.
 
 Other problems say so in one line.
 """
@@ -74,6 +78,8 @@ KNOBS = {
 LINEAR_METHODS = ("direct", "amg", "gmres", "gcrodr")
 LOOSE_RTOLS = (1e-6, 1e-4, 1e-2)
 DT_FACTORS = (1, 2, 5, 10, 20, 50, 100, 200)
+FLOW_DT_FACTORS = (1, 1.5, 2, 3)
+FLOWS = ("cavity", "channel", "cylinder", "step")
 
 Batch = Callable[[np.ndarray], np.ndarray]
 
@@ -126,7 +132,8 @@ def _problem(name: str, attrs: dict[str, Any], **over: Any) -> Any:
     from pdeml.solvers.problems.base import Problem
 
     cls = Problem.registry[name]
-    params = inspect.signature(cls.__init__).parameters
+    params = {k for k, v in inspect.signature(cls.__init__).parameters.items()
+              if v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)}
     kwargs = {k: v for k, v in {**attrs, **over}.items() if k in params}
     return cls(**kwargs)
 
@@ -251,6 +258,43 @@ def spectral_settings(name: str, attrs: dict[str, Any], n: int,
     return out
 
 
+# -- knobs: CFDBench-style flows (projection solver) -----------------------------------------
+
+
+def flow_solver(name: str, attrs: dict[str, Any], cells: int, dt_factor: float,
+                history: int) -> Callable[[list[dict[str, float]]], np.ndarray]:
+    """``cases -> (B, T, 2, R, R)``: each case's flow from rest on ``cells`` solver cells with
+    the step ``dt_factor`` times the stable one, the frames after the first ``history``."""
+    upwind = attrs.get("upwind")
+    problem = _problem(name, attrs, cells=cells, cases="random", sweep="all",
+                       upwind=None if upwind == "auto" else upwind)  # the cases are given
+
+    def solve(cases: list[dict[str, float]]) -> np.ndarray:
+        out = []
+        with np.errstate(all="ignore"):
+            for params in cases:
+                solver = problem.build_solver(params)
+                solver.dt *= dt_factor
+                frames = problem.run(solver, params)[history:]
+                out.append(np.stack([np.stack([f["u"], f["v"]]) for f in frames]))
+        return np.stack(out)
+
+    return solve
+
+
+def flow_settings(name: str, attrs: dict[str, Any], history: int) -> dict[str, Batch]:
+    """Solver cells (the data's, 1/2, 1/4; >= 8) times the time step (1-3x the data's)."""
+    cells = [c for c in (int(attrs["cells"]) // d for d in (1, 2, 4)) if c >= 8]
+    out = {}
+    for c in cells:
+        for f in FLOW_DT_FACTORS:
+            label = f"{c} cells" + ("" if f == 1 else f", dt x{f:g}")
+            if c == cells[0] and f == 1:
+                label += " (data's)"
+            out[label] = flow_solver(name, attrs, c, f, history)
+    return out
+
+
 def settings_for(problem: str, attrs: dict[str, Any], n: int) -> dict[str, Batch]:
     """The knob settings of ``problem`` for stored grids of ``n`` points per axis."""
     if problem in ("burgers", "navier_stokes"):
@@ -348,39 +392,55 @@ def ledger(model: Callable[[torch.Tensor], torch.Tensor], problem: str | None,
 def rollout_ledger(model: Callable[[torch.Tensor], torch.Tensor], problem: str | None,
                    attrs: dict[str, Any], x0: np.ndarray, y: np.ndarray, history: int,
                    offline_seconds: dict[str, float | None], n_train: int | None = None,
-                   repeats: int = 3, budget: float | None = None) -> dict[str, Any]:
+                   repeats: int = 3, budget: float | None = None,
+                   cases: list[dict[str, float]] | None = None,
+                   n_steps: np.ndarray | None = None,
+                   mask: np.ndarray | None = None) -> dict[str, Any]:
     """The ledger of a one-step surrogate rolled out over whole trajectories.
 
-    ``x0`` ``(B, history, *grid)``: the first input (one field, no static channels); ``y``
-    ``(B, T, *grid)``: the frames that follow. A query is one trajectory; the error is the
-    mean relative L2 over samples and steps, the same for the surrogate and the solver, which
-    steps from the last input frame over the same snapshot times.
+    ``x0`` ``(B, C_in, *grid)``: the first input (``history`` frames of the ``F`` fields, then
+    static channels); ``y`` ``(B, T, F, *grid)``: the frames that follow, of which the first
+    ``n_steps[i]`` are real (all by default). A query is one trajectory; the error is the
+    mean relative L2 over samples and real steps (fluid cells only, with ``mask``), the same
+    for the surrogate and the solver. Navier-Stokes steps from the last input frame; the
+    CFDBench flows (:data:`FLOWS`) re-solve each case from rest from its parameters
+    ``cases`` (the solver cannot start from a stored cell-centred frame), their cost
+    therefore including the first ``history`` frames.
     """
     from pdeml.trainers.rollout import rollout
 
-    if problem != "navier_stokes":
+    b, steps, n_fields = y.shape[:3]
+    if problem == "navier_stokes" and n_fields == 1:
+        interval = float(attrs["final_time"] - attrs["start_time"]) / int(attrs["n_snapshots"])
+        over = {"start_time": 0.0, "final_time": interval * steps, "n_snapshots": steps,
+                "fine_resolution": None}
+        inner = spectral_settings(problem, attrs, x0.shape[-1], over)
+        settings = {k: (lambda s, f=f: f(s)[:, :, None]) for k, f in inner.items()}
+        start: Any = np.asarray(x0[:, history - 1:history], np.float64)
+    elif problem in FLOWS and cases is not None:
+        settings = flow_settings(problem, attrs, history)
+        start = list(cases)
+    else:
         return no_knob(problem) | {"note": f"no rollout solver knob for {problem} yet "
-                                   "(rollout baselines exist for: navier_stokes)"}
-    n, steps = x0.shape[-1], y.shape[1]
-    interval = float(attrs["final_time"] - attrs["start_time"]) / int(attrs["n_snapshots"])
-    over = {"start_time": 0.0, "final_time": interval * steps, "n_snapshots": steps,
-            "fine_resolution": None}
-    settings = spectral_settings(problem, attrs, n, over)
-    start = np.asarray(x0[:, -1:], np.float64)
+                                   f"(rollout baselines exist for: navier_stokes, "
+                                   f"{', '.join(FLOWS)})"}
     k = scored_count(settings, start, budget)
     start, y, x0 = start[:k], np.asarray(y[:k], np.float64), x0[:k]
+    real = np.full(k, steps) if n_steps is None else np.asarray(n_steps[:k])
+    keep = np.arange(steps)[None, :] < real[:, None]
+    fluid = 1.0 if mask is None else np.asarray(mask[:k], np.float64)[:, None, None]
     x = torch.from_numpy(np.ascontiguousarray(x0, np.float32))
 
     def roll(t: torch.Tensor) -> torch.Tensor:
-        return rollout(model, t, steps, 1, history)[:, :, 0]
+        return rollout(model, t, steps, n_fields, history)
+
+    def error(pred: np.ndarray, truth: np.ndarray) -> float:  # per real frame, fluid only
+        return rel_l2((pred * fluid)[keep], (truth * fluid)[keep])
 
     with torch.no_grad():
         pred = roll(x).numpy()
-    frames = (-1, *y.shape[2:])
-    sur = {"rel_l2": rel_l2(pred.reshape(frames), y.reshape(frames)),
-           **surrogate_cost(roll, x, repeats=min(repeats, 3))}
-    measured = [measure(label, solve, start, y, repeats,  # per frame, as the surrogate's
-                        lambda p, t: rel_l2(p.reshape(frames), t.reshape(frames)))
+    sur = {"rel_l2": error(pred, y), **surrogate_cost(roll, x, repeats=min(repeats, 3))}
+    measured = [measure(label, solve, start, y, repeats, error)
                 for label, solve in settings.items()]
     return summarize(sur, measured, offline_seconds, n_train, problem) | {
         "query": f"a rollout of {steps} steps"}

@@ -23,7 +23,12 @@ from torch.utils.data import DataLoader, Dataset  # noqa: E402
 from pdeml.checks import check_int, check_output  # noqa: E402
 from pdeml.config import load_yaml  # noqa: E402
 from pdeml.datasets.reader import H5Dataset  # noqa: E402
-from pdeml.datasets.schema import DatasetError, check_problem, read_attrs  # noqa: E402
+from pdeml.datasets.schema import (  # noqa: E402
+    DatasetError,
+    check_problem,
+    open_h5,
+    read_attrs,
+)
 from pdeml.metrics import MetricAccumulator  # noqa: E402
 from pdeml.progress import track  # noqa: E402
 from pdeml.trainers.module import OperatorModule, Surrogate  # noqa: E402
@@ -171,6 +176,7 @@ def evaluate_run(
             metrics["baselines"] = _rollout_ledger(surrogate, data, data_cfg["rollout"], run,
                                                    cfg)
             result["summary"] = _summary(metrics["baselines"])
+        out.mkdir(parents=True, exist_ok=True)  # rollout_report makes it only for figures
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return result
     inputs = data_cfg.get("inputs") or json.loads(_attr(data, "input_vars"))
@@ -246,24 +252,32 @@ def _rollout_ledger(surrogate: Surrogate, data: str | Path, spec: dict[str, Any]
     """The baseline ledger of a rollout: one query is one trajectory (pdeml.baselines)."""
     from pdeml.baselines import rollout_ledger
     from pdeml.datasets.timeseries import TrajectoryDataset
+    from pdeml.solvers.problems.base import Problem
+    from pdeml.trainers.rollout import next_frame
 
     attrs = read_attrs(data)
     problem = attrs.get("problem")
-    fields, static = list(spec.get("fields", [])), list(spec.get("static") or [])
-    if len(fields) != 1 or static or spec.get("residual"):
-        return {"problem": problem, "note": f"no rollout baseline for fields {fields} with "
-                f"static {static} (one field, no static channels, yet)"}
     ds = TrajectoryDataset(data, **{k: v for k, v in spec.items() if k != "task"})
     n = min(len(ds), max_samples)
-    x0, y = zip(*(ds[i] for i in range(n)), strict=True)
+    x0, y = (torch.stack(t).numpy() for t in zip(*(ds[i] for i in range(n)), strict=True))
+    static = list(spec.get("static") or [])
+    mask = (x0[:, ds.history * ds.n_fields + static.index("mask")] if "mask" in static
+            else None)
+    params = getattr(Problem.registry.get(problem or ""), "PARAMS", {})
+    cases = None
+    if params:
+        with open_h5(data) as f:
+            rows = np.asarray(ds.indices[:n])
+            cases = [{k: float(f[k][int(r)]) for k in params if k in f} for r in rows]
     try:
         settings = json.loads(attrs.get("problem_settings", "{}"))
     except ValueError:
         settings = {}
     offline, n_train = _offline_costs(run, cfg)
-    return rollout_ledger(surrogate, problem, settings, torch.stack(x0).numpy(),
-                          torch.stack(y).numpy()[:, :, 0], int(spec.get("history", 1)),
-                          offline, n_train=n_train, budget=LEDGER_BUDGET)
+    step = next_frame(surrogate, ds.n_fields, ds.history, ds.residual)
+    return rollout_ledger(step, problem, settings, x0, y, ds.history, offline,
+                          n_train=n_train, budget=LEDGER_BUDGET, cases=cases,
+                          n_steps=ds.n_steps[:n], mask=mask)
 
 
 def _geometry(data: str | Path, n: int) -> dict[str, Any]:

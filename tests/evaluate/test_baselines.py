@@ -190,7 +190,7 @@ def test_a_rollout_of_the_16_grid_stepper_scores_the_16_grid_setting(ns32):
     problem, out = ns32
     w = out["w"]
     led = rollout_ledger(CoarseStepper(problem), "navier_stokes", problem.attrs(), w[:, :1],
-                         w[:, 1:], 1, {"training": 5.0}, n_train=10, repeats=1)
+                         w[:, 1:, None], 1, {"training": 5.0}, n_train=10, repeats=1)
     s = _by_label(led)
     assert led["query"] == "a rollout of 3 steps"
     assert led["surrogate"]["rel_l2"] == pytest.approx(s["grid 16²"]["rel_l2"], rel=1e-3)

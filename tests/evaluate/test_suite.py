@@ -86,6 +86,11 @@ def test_rerun_reuses_runs_and_evaluate_reads_rollout_runs(suite):
     assert len(ev["one_step"]["per_step"]["rel_l2"]) == 3
     assert json.loads((out / "ev" / "metrics.json").read_text())["one_step"]["n_samples"] == 2
     assert (out / "ev" / "rollout.png").exists()
+    # the baseline ledger re-solves each case from its parameters: the data's own setting
+    # reproduces the stored frames (float32), coarser cells do worse
+    led = {s["label"]: s for s in ev["baselines"]["settings"]}
+    assert led["16 cells (data's)"]["rel_l2"] < 1e-6
+    assert led["8 cells"]["rel_l2"] > led["16 cells, dt x1.5"]["rel_l2"] > 0
 
 
 def test_suite_cli(tmp_path, capsys):
