@@ -261,10 +261,26 @@ def _write(module: torch.nn.Module, example: torch.Tensor, path: Path,
         tmp.unlink(missing_ok=True)  # a failed try leaves no partial file
 
 
+LATENCY_BATCH = 16  # queries per batch of the latency the model card records
+
+
 def card_path_of(model: str | Path) -> Path:
     """Where :func:`export_run` writes the model card of an exported file."""
     model = Path(model)
     return model.with_name(model.name + ".json")
+
+
+def measured_latency(path: Path, example: torch.Tensor, batch: int = LATENCY_BATCH
+                     ) -> dict[str, Any]:
+    """Seconds per query of the export at ``path`` on this machine, at batch 1 and batched
+    (``batch`` random inputs of the example's grid), with the threads it ran on."""
+    from pdeml.baselines import surrogate_cost
+
+    program, _ = load_exported(path)
+    x = torch.randn(batch, *example.shape[1:])
+    cost = surrogate_cost(program, x, repeats=3)
+    return {**cost, "threads": torch.get_num_threads(), "device": "cpu",
+            "grid": list(example.shape[2:])}
 
 
 def export_run(run: str | Path, out: str | Path, batch: int = 2,
@@ -275,8 +291,9 @@ def export_run(run: str | Path, out: str | Path, batch: int = 2,
     The exported graph contains the normalization; the batch dimension is dynamic, and so is
     the grid for operators that trace with symbolic sizes (see :func:`export_module`). The
     model card is embedded in the file and written beside it as ``<out>.json`` (e.g.
-    ``fno.pt2.json``), so a ``.pt2`` and an ``.onnx`` of one name keep a card each. Existing
-    files are replaced only with ``overwrite``.
+    ``fno.pt2.json``), so a ``.pt2`` and an ``.onnx`` of one name keep a card each; the card
+    records the export's measured latency on this machine (``latency``: seconds per query at
+    batch 1 and batched). Existing files are replaced only with ``overwrite``.
     """
     out = Path(out)
     if out.suffix not in FORMATS:
@@ -298,7 +315,8 @@ def export_run(run: str | Path, out: str | Path, batch: int = 2,
     card["dynamic_resolution"] = info["dynamic_resolution"]
     if info["dynamic_resolution"]:
         card["min_grid"] = smallest_grid(surrogate, example, out)
-        _embed_card(out, card)
+    card["latency"] = measured_latency(out, example)
+    _embed_card(out, card)
     try:
         write_atomic(card_path, lambda fh: fh.write(json.dumps(card, indent=2).encode()))
     except InputError:

@@ -222,3 +222,14 @@ def test_burgers_knobs_and_a_blow_up_is_priced_not_raised():
     led = summarize({"rel_l2": 1e-3, "seconds_batch1": 1.0, "seconds_batched": 1.0},
                     [st], {"training": None}, None, "burgers")
     assert led["equal_time"] is None and led["equal_accuracy"] is None
+
+
+def test_an_export_keeps_its_measured_latency(exported_model):
+    from pdeml.export import card_path_of, load_exported
+
+    _, embedded = load_exported(exported_model)
+    card = json.loads(card_path_of(exported_model).read_text())
+    assert embedded["latency"] == card["latency"]
+    lat = card["latency"]
+    assert lat["seconds_batch1"] > 0 and lat["seconds_batched"] > 0 and lat["batch"] == 16
+    assert lat["grid"] == card["grid"] and lat["threads"] >= 1
