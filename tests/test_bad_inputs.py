@@ -189,7 +189,8 @@ def test_rejected_seed_leaves_nothing_so_the_corrected_command_runs(tmp_path, ca
     assert main(gen + ["--seed", "-1"]) == 1
     assert not (tmp_path / "g").exists()
     assert main(gen + ["--seed", "1"]) == 0
-    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == ["test.h5", "train.h5"]
+    assert sorted(p.name for p in (tmp_path / "g").iterdir()) == [
+        "test.h5", "test.h5.cost.json", "train.h5", "train.h5.cost.json"]
 
 
 def test_local_scheduler_with_no_workers_is_refused_by_the_api(tmp_path):

@@ -19,6 +19,7 @@ _EXPORTS = {
     "UnitGaussianNormalizer": "pdeml.datasets.normalization",
     "generate_dataset": "pdeml.datasets.writer",
     "generate_split": "pdeml.datasets.writer",
+    "read_costs": "pdeml.datasets.costs",
 }
 
 __all__ = sorted(_EXPORTS)

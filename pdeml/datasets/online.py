@@ -57,6 +57,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pdeml.datasets.costs import CostTotals, merge_totals
 from pdeml.datasets.normalization import UnitGaussianNormalizer
 from pdeml.datasets.reader import H5Dataset
 from pdeml.datasets.schema import DatasetError
@@ -192,6 +193,7 @@ class OnlineDataset(IterableDataset):
         except StreamExhausted:
             if not items:
                 return None
+        feeder.costs.drawn([i for i, _, _ in items])
         return ([i for i, _, _ in items], torch.stack([x for _, x, _ in items]),
                 torch.stack([y for _, _, y in items]))
 
@@ -329,23 +331,28 @@ class OnlineDataModule(L.LightningDataModule):
         self.client = self._cluster = None
         self._probe: tuple[np.ndarray, np.ndarray] | None = None
         self._pending_state: dict[str, Any] | None = None
+        self._fixed_costs = CostTotals()  # samples drawn outside the stream (normalizers)
 
     # -- shapes and fixed sets -------------------------------------------------------------
 
     def _draw(self, split: str, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Samples of ``split`` as selected ``(x, y)`` arrays, through Dask when connected."""
-        from pdeml.datasets.writer import compute_samples
+        from pdeml.datasets.writer import compute_samples_costed
 
         seed, chunk = self.stream["seed"], self.stream["chunk"]
         chunk = 8 if chunk == "auto" else max(chunk, 8)
         parts = [list(indices[i:i + chunk]) for i in range(0, len(indices), chunk)]
         if self.client is not None:
-            futures = [self.client.submit(compute_samples, self.problem, seed, split, p,
+            futures = [self.client.submit(compute_samples_costed, self.problem, seed, split, p,
                                           pure=False, retries=self.stream["retries"])
                        for p in parts]
-            outs = self.client.gather(futures)
+            results = self.client.gather(futures)
         else:
-            outs = [compute_samples(self.problem, seed, split, p) for p in parts]
+            results = [compute_samples_costed(self.problem, seed, split, p) for p in parts]
+        outs = [out for out, _ in results]
+        for _, records in results:
+            for record in records:
+                self._fixed_costs.add(record)
         timed = timed_variables(self.problem)
         x = np.concatenate([select_batch(o, self.inputs, timed) for o in outs])
         y = np.concatenate([select_batch(o, self.outputs, timed) for o in outs])
@@ -489,6 +496,32 @@ class OnlineDataModule(L.LightningDataModule):
         else:
             local = {"segment": max(s["segment"] for s in state["ranks"]), "restorable": False}
         self.train_set.load_state_dict(local)
+
+    def generation_cost(self) -> dict[str, Any] | None:
+        """Solver cost of the samples generated for this run, summed over the DDP ranks.
+
+        ``streamed`` and ``consumed`` are the ``generated`` and ``consumed`` totals of
+        :class:`~pdeml.datasets.costs.StreamCosts` (wall and CPU seconds the Dask workers
+        spent solving); ``normalize``: the samples that fitted the normalizers and probed the
+        shapes. Streams in DataLoader workers (``num_workers > 0``) live in other processes:
+        their costs are not collected (``streams_counted`` says how many were). Every rank
+        must call this (a collective under DDP); ``None`` before the stream was set up.
+        """
+        if self.train_set is None or self.trainer is None:
+            return None
+        feeder = self.train_set.feeder
+        local = {"streams": [feeder.costs.as_dict()] if feeder is not None else [],
+                 "normalize": self._fixed_costs.as_dict()}
+        ranks = [local]
+        dist = torch.distributed
+        if self.trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+            ranks = [None] * self.trainer.world_size
+            dist.all_gather_object(ranks, local)
+        streams = [s for r in ranks for s in r["streams"]]
+        return {"streamed": merge_totals([s["generated"] for s in streams]),
+                "consumed": merge_totals([s["consumed"] for s in streams]),
+                "normalize": merge_totals([r["normalize"] for r in ranks]),
+                "streams_counted": len(streams)}
 
     def teardown(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):

@@ -40,6 +40,11 @@ stops with a message, never hangs. The feeder's position (next index, submitted 
 undelivered indices) and the buffer's contents are one consistent snapshot
 (:meth:`StreamFeeder.state_dict`), which a checkpoint stores so that a resumed run continues
 the same stream.
+
+Costs: each task returns its samples' cost records with their arrays (wall and CPU seconds in
+the worker, method, iterations: :mod:`pdeml.datasets.costs`). The feeder counts them as it
+delivers (:attr:`StreamFeeder.costs`: samples generated, and those the trainer has drawn),
+and a tee keeps them per sample in its file's ``.cost.json`` sidecar.
 """
 
 from __future__ import annotations
@@ -56,6 +61,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pdeml.datasets.costs import StreamCosts, shard_record
 from pdeml.datasets.reader import parse_selector
 from pdeml.datasets.schema import DatasetError
 from pdeml.datasets.tee import StreamTee
@@ -305,13 +311,14 @@ def _as_tuple(x: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 def compute_timed(problem: Problem, seed: int, split: str, indices: list[int]
-                  ) -> tuple[dict[str, np.ndarray], float]:
-    """:func:`~pdeml.datasets.writer.compute_samples` and the seconds it took (in the worker)."""
-    from pdeml.datasets.writer import compute_samples
+                  ) -> tuple[dict[str, np.ndarray], float, dict[str, Any]]:
+    """:func:`~pdeml.datasets.writer.compute_samples`, the seconds it took (in the worker) and
+    the cost record of its samples (:func:`pdeml.datasets.costs.shard_record`)."""
+    from pdeml.datasets.writer import compute_samples_costed
 
     t0 = time.perf_counter()
-    out = compute_samples(problem, seed, split, indices)
-    return out, time.perf_counter() - t0
+    out, records = compute_samples_costed(problem, seed, split, indices)
+    return out, time.perf_counter() - t0, shard_record(records)
 
 
 class _Task:
@@ -395,6 +402,7 @@ class StreamFeeder:
         self.error: str | None = None
         self.stats = {"samples": 0, "tasks": 0, "resubmitted": 0, "timeouts": 0,
                       "lost_worker_tasks": 0}
+        self.costs = StreamCosts()  # solver costs of the delivered (and drawn) samples
         self._lost: dict[str, str] = {}  # task key -> address of the worker that lost it
         self._lost_lock = threading.Lock()
 
@@ -504,14 +512,14 @@ class StreamFeeder:
                 self._stop.wait(_TICK)
                 continue
             try:
-                out, seconds = task.future.result(timeout=max(self.task_timeout, 60.0))
+                out, seconds, cost = task.future.result(timeout=max(self.task_timeout, 60.0))
             except (Exception, CancelledError, asyncio.CancelledError) as err:
                 if self._stop.is_set():
                     return
                 self._resubmit(task, f"{type(err).__name__}: {err}")
                 continue
             self._adapt_chunk(seconds, len(task.indices))
-            if not self._deliver(task, out):
+            if not self._deliver(task, out, cost):
                 return
             with self.buffer.lock:
                 self._inflight.popleft()
@@ -578,15 +586,22 @@ class StreamFeeder:
         task.future.cancel()
         self._resubmit(task, f"no result after {self.task_timeout:.0f} s")
 
-    def _deliver(self, task: _Task, out: dict[str, np.ndarray]) -> bool:
+    def _deliver(self, task: _Task, out: dict[str, np.ndarray], cost: dict[str, Any]) -> bool:
         x = select_batch(out, self.inputs, self._timed)
         y = select_batch(out, self.outputs, self._timed)
+        records = cost["samples"]
         if self.tee is not None:
-            self.tee.write(out, task.indices[task.delivered:])
+            self.tee.write(out, task.indices[task.delivered:],
+                           {**cost, "samples": records[task.delivered:]})
         for j in range(task.delivered, len(task.indices)):
             item = (task.indices[j], torch.from_numpy(np.ascontiguousarray(x[j])),
                     torch.from_numpy(np.ascontiguousarray(y[j])))
-            if not self.buffer.put(item, self._stop, on_put=task.mark_delivered):
+
+            def on_put(record: dict[str, Any] = records[j]) -> None:
+                task.mark_delivered()
+                self.costs.delivered(record)
+
+            if not self.buffer.put(item, self._stop, on_put=on_put):
                 return False
             self.stats["samples"] += 1
         return True

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,6 +18,9 @@ class StreamTee:
     The file is written as ``<path>.partial`` and renamed to ``path`` by :meth:`close`; a
     resumed run appends to an existing ``.partial``. The ``sample`` coordinate holds each
     sample's stream index, so samples regenerated after a resume show up as repeated indices.
+    Each chunk's cost record (:mod:`pdeml.datasets.costs`) is appended to
+    ``<path>.partial.cost.jsonl`` as it comes; :meth:`close` turns it into the sidecar
+    ``<path>.cost.json``, as a generated file has.
     """
 
     def __init__(self, path: str | Path, problem: Problem, seed: int, split: str) -> None:
@@ -25,6 +30,8 @@ class StreamTee:
 
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
+        self.cost_log = self.partial.with_name(self.partial.name + ".cost.jsonl")
+        self._seed, self._split = seed, split
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._attrs = {**provenance(problem, seed, split, 0), "online_stream": 1}
         fresh = not self.partial.exists()
@@ -34,11 +41,16 @@ class StreamTee:
         self._names = list(problem.variables())
         self.n = self._f.dimensions["sample"].size
 
-    def write(self, arrays: dict[str, np.ndarray], indices: Sequence[int]) -> None:
-        """Append rows ``arrays[name][-len(indices):]`` with their stream ``indices``."""
+    def write(self, arrays: dict[str, np.ndarray], indices: Sequence[int],
+              cost: dict[str, Any] | None = None) -> None:
+        """Append rows ``arrays[name][-len(indices):]`` with their stream ``indices``, and
+        their ``cost`` record (:func:`pdeml.datasets.costs.shard_record`) when given."""
         k = len(indices)
         if k == 0:
             return
+        if cost is not None:
+            with open(self.cost_log, "a") as fh:
+                fh.write(json.dumps(cost) + "\n")
         self._f.resize_dimension("sample", self.n + k)
         for name in self._names:
             var = self._f.variables[name]
@@ -57,3 +69,10 @@ class StreamTee:
         self._f.close()
         self._f = None
         os.replace(self.partial, self.path)
+        if self.cost_log.exists():
+            from pdeml.datasets.costs import read_log, write_sidecar
+
+            header = {"problem": self._attrs["problem"], "split": self._split,
+                      "seed": self._seed, "online_stream": 1}
+            write_sidecar(self.path, read_log(self.cost_log), header)
+            self.cost_log.unlink()

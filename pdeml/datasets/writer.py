@@ -18,6 +18,13 @@ arrays and this process writes them, so workers need no shared file system. Shar
 contiguous index slices and their content does not depend on which worker computed them or
 in which order they finish: the file is bitwise identical to a serial run, and a job killed
 under Dask resumes serially or under Dask alike.
+
+Costs (:mod:`pdeml.datasets.costs`): timings are not reproducible, so they stay out of the
+HDF5 file. Each shard keeps the wall and CPU seconds, method and iterations of its samples
+(the npz entry ``__cost__``; a Dask task returns it with the arrays), and the finished file
+gets a sidecar ``<file>.cost.json`` with one record per sample and the totals, written
+atomically after the file's rename (a re-run after a kill in between writes it). Shards kept
+from before a kill keep the costs measured then. A failed job leaves no sidecar.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from pdeml.checks import (
     missing_dirs,
     remove_made,
 )
+from pdeml.datasets import costs
 from pdeml.datasets.schema import DatasetError, create_layout, provenance, read_attrs
 from pdeml.solvers.problems.base import Problem
 
@@ -94,6 +102,44 @@ def _check_manifest(parts: Path, manifest: dict[str, Any]) -> None:
         stale.unlink()
 
 
+def _solve(problem: Problem, split: str, indices: list[int], rngs: list[np.random.Generator]
+           ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Solve the samples and time them: one at a time, or a whole batch as one sequence."""
+    batch = getattr(problem, "sample_batch", None)
+    indexed = getattr(problem, "sample_indexed", None)  # listed cases (CFDBench's) by index
+    if indexed is None and batch is not None:
+        # One sorted, recycled sequence: the solver reports no per-system times, so the
+        # batch's time is shared evenly (and the records say so).
+        samples, wall, cpu = costs.timed(batch, rngs)
+        share = [(wall / len(rngs), cpu / len(rngs))] * len(rngs)
+        return samples, costs.sample_records(problem, samples, indices, share, "shard_mean")
+    samples, seconds = [], []
+    for i, r in zip(indices, rngs, strict=True):
+        sample, wall, cpu = (costs.timed(indexed, split, i, r) if indexed is not None
+                             else costs.timed(problem.sample, r))
+        samples.append(sample)
+        seconds.append((wall, cpu))
+    return samples, costs.sample_records(problem, samples, indices, seconds, "per_sample")
+
+
+def compute_samples_costed(problem: Problem, seed: int, split: str, indices: Sequence[int]
+                           ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """:func:`compute_samples` and one cost record per sample (:mod:`pdeml.datasets.costs`)."""
+    indices = [int(i) for i in indices]
+    rngs = [sample_rng(seed, split, i) for i in indices]
+    samples, records = _solve(problem, split, indices, rngs)
+    stacked = {k: np.stack([np.asarray(s[k]) for s in samples]) for k in samples[0]}
+    for name, values in stacked.items():
+        bad = first_nonfinite(values)
+        if bad is not None:
+            raise DatasetError(
+                f"{problem.name or type(problem).__name__}: sample {indices[bad]} of split "
+                f"'{split}' (seed {seed}) has "
+                f"NaN or Inf in '{name}' (the solve diverged); nothing of it was written. "
+                f"Change the problem options or the seed")
+    return stacked, records
+
+
 def compute_samples(problem: Problem, seed: int, split: str, indices: Sequence[int]
                     ) -> dict[str, np.ndarray]:
     """Samples ``indices`` of a split, stacked per variable (also the unit of online streaming).
@@ -105,30 +151,18 @@ def compute_samples(problem: Problem, seed: int, split: str, indices: Sequence[i
         streamed. The message names the problem, split, sample index and variable, so the
         sample can be reproduced alone with :func:`sample_rng`.
     """
-    indices = [int(i) for i in indices]
-    rngs = [sample_rng(seed, split, i) for i in indices]
-    batch = getattr(problem, "sample_batch", None)
-    indexed = getattr(problem, "sample_indexed", None)  # listed cases (CFDBench's) by index
-    if indexed is not None:
-        samples = [indexed(split, i, r) for i, r in zip(indices, rngs, strict=True)]
-    else:
-        samples = batch(rngs) if batch is not None else [problem.sample(r) for r in rngs]
-    stacked = {k: np.stack([np.asarray(s[k]) for s in samples]) for k in samples[0]}
-    for name, values in stacked.items():
-        bad = first_nonfinite(values)
-        if bad is not None:
-            raise DatasetError(
-                f"{problem.name or type(problem).__name__}: sample {indices[bad]} of split "
-                f"'{split}' (seed {seed}) has "
-                f"NaN or Inf in '{name}' (the solve diverged); nothing of it was written. "
-                f"Change the problem options or the seed")
-    return stacked
+    return compute_samples_costed(problem, seed, split, indices)[0]
 
 
 def compute_shard(problem: Problem, seed: int, split: str, start: int, stop: int
                   ) -> dict[str, np.ndarray]:
-    """Samples ``start .. stop - 1`` of a split, stacked per variable (one shard's arrays)."""
-    return compute_samples(problem, seed, split, range(start, stop))
+    """Samples ``start .. stop - 1`` of a split, stacked per variable (one shard's arrays).
+
+    The shard's cost record travels with its arrays as the entry ``costs.COST_KEY``: it is
+    saved in the shard file and never enters the HDF5 file.
+    """
+    arrays, records = compute_samples_costed(problem, seed, split, range(start, stop))
+    return {**arrays, costs.COST_KEY: costs.pack_shard(records)}
 
 
 def open_client(scheduler: Any, n_workers: int | None) -> tuple[Any, Any]:
@@ -254,6 +288,23 @@ def _assemble(problem: Problem, parts: Path, path: Path, n: int, chunk: int,
     os.replace(tmp, path)
 
 
+def _finish(parts: Path, path: Path, n: int, chunk: int, attrs: dict[str, Any],
+            rewrite: bool = True) -> None:
+    """Write the cost sidecar of the finished ``path`` from the shards, then drop the shards.
+
+    The sidecar follows the file's rename, so it never exists without its file. A re-run
+    after a kill between the two (``rewrite=False``: the file is done) writes the sidecar
+    when it is missing and every shard is still there.
+    """
+    if parts.is_dir() and (rewrite or not costs.sidecar_path(path).exists()):
+        shards = costs.collect_shards(parts, n, chunk)
+        if shards is not None:
+            header = {k: attrs[k] for k in ("problem", "split", "seed")}
+            costs.write_sidecar(path, shards, {**header, "chunk": chunk})
+    if parts.is_dir():
+        shutil.rmtree(parts)
+
+
 def generate_split(
     problem: Problem,
     path: str | Path,
@@ -302,10 +353,12 @@ def generate_split(
     if overwrite:
         shutil.rmtree(parts, ignore_errors=True)
         path.unlink(missing_ok=True)
+        costs.sidecar_path(path).unlink(missing_ok=True)
     elif path.exists():
         if not _same_job(path, attrs):
             raise DatasetError(f"{path} exists with other settings; pass --overwrite to replace it")
-        shutil.rmtree(parts, ignore_errors=True)  # killed between the rename and the clean-up
+        # killed between the rename and the clean-up
+        _finish(parts, path, int(n_samples), chunk, attrs, rewrite=False)
         return path
     made = missing_dirs(parts)  # what this call creates, and so may remove again
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -322,7 +375,7 @@ def generate_split(
             remove_made(made)
         raise
     _assemble(problem, parts, path, int(n_samples), chunk, attrs)
-    shutil.rmtree(parts)
+    _finish(parts, path, int(n_samples), chunk, attrs)
     return path
 
 

@@ -332,6 +332,8 @@ def _fit_and_test(trainer: L.Trainer, module: OperatorModule, dm: Any, stop: Gra
                                       trainer.current_epoch, trainer.global_step) from None
         result: dict[str, Any] = {"checkpoint": str(out / "checkpoints" / "best.ckpt"),
                                   "cost": _training_cost(trainer, module, wall, cpu, resume)}
+        if hasattr(dm, "generation_cost"):  # online: what the stream's solvers spent
+            result["cost"]["generation"] = dm.generation_cost()
         if dm.test_path:
             metrics = trainer.test(module, dm, ckpt_path="best", verbose=False)[0]
             result.update({k: float(v) for k, v in metrics.items()})

@@ -41,6 +41,12 @@ def test_train_online_from_a_config(tmp_path, darcy_dir):
     }
     result = train(cfg, tmp_path / "run")
     assert 0 < result["test_l2"] < 1.5
+    # what the stream's solvers spent is recorded beside the training cost
+    gen = json.loads((tmp_path / "run" / "metrics.json").read_text())["cost"]["generation"]
+    assert gen["streams_counted"] == 1 and gen["consumed"]["n_samples"] == 64  # 2 x 4 x 8
+    assert gen["streamed"]["n_samples"] >= 64 and gen["streamed"]["methods"].keys() == {"direct"}
+    assert gen["streamed"]["wall_seconds_total"] >= gen["consumed"]["wall_seconds_total"] > 0
+    assert gen["normalize"]["n_samples"] >= 64  # norm_samples (default 64) and the probe
     logs = (tmp_path / "run" / "logs" / "metrics.csv").read_text()
     assert "val_l2" in logs
     ckpt = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
