@@ -234,16 +234,29 @@ def _ledger(surrogate: Surrogate, dataset: H5Dataset, data: str | Path, run: str
 
 def _offline_costs(run: str | Path, cfg: dict[str, Any]
                    ) -> tuple[dict[str, float | None], int | None]:
-    """Training seconds (the run's ``metrics.json``) and the training file's sample count."""
+    """Training seconds (the run's ``metrics.json``), generation seconds (the training
+    file's cost sidecar, or an online run's streamed samples) and the training sample count.
+
+    An online run's generation overlaps its training; both are counted in full, which can
+    only delay the breakeven (the conservative side)."""
+    from pdeml.datasets.costs import read_costs
+
     run_dir = find_checkpoint(run).parent.parent
     cost = {}
     if (run_dir / "metrics.json").exists():
         cost = json.loads((run_dir / "metrics.json").read_text()).get("cost", {})
     train = cfg.get("data", {}).get("train")
-    n_train = None
+    n_train, generation = None, None
     if train and Path(train).is_file():
         n_train = read_attrs(train).get("n_samples")
-    return {"training": cost.get("train_wall_seconds")}, n_train
+        try:
+            generation = (read_costs(train) or {}).get("wall_seconds_total")
+        except DatasetError:  # a damaged sidecar: estimate instead
+            generation = None
+    streamed = (cost.get("generation") or {}).get("streamed") or {}
+    if generation is None and streamed.get("n_samples"):
+        generation, n_train = streamed.get("wall_seconds_total"), streamed["n_samples"]
+    return {"training": cost.get("train_wall_seconds"), "generation": generation}, n_train
 
 
 def _rollout_ledger(surrogate: Surrogate, data: str | Path, spec: dict[str, Any],

@@ -125,7 +125,7 @@ def test_equal_accuracy_equal_time_and_breakeven_from_given_costs():
     assert "never" in summary_line(slow) and "(surrogate 1.33x slower)" in summary_line(slow)
 
 
-def test_evaluate_prints_the_ledger_and_can_skip_it(trained_run, tmp_path, capsys):
+def test_evaluate_prints_the_ledger_and_can_skip_it(trained_run, darcy_dir, tmp_path, capsys):
     assert main(["evaluate", str(trained_run), "--n-plots", "0", "--out",
                  str(tmp_path / "ev")]) == 0
     err = capsys.readouterr().err
@@ -136,6 +136,13 @@ def test_evaluate_prints_the_ledger_and_can_skip_it(trained_run, tmp_path, capsy
     train_cost = json.loads((trained_run / "metrics.json").read_text())["cost"]
     assert train_cost["train_wall_seconds"] > 0 and train_cost["threads"] >= 1
     assert led["offline_seconds"]["training"] == train_cost["train_wall_seconds"]
+    from pdeml.datasets.costs import read_costs  # generation: the training file's record
+
+    train_file = darcy_dir / "train.h5"
+    recorded = read_costs(train_file)
+    assert recorded is not None, train_file
+    assert led["offline_seconds"]["generation"] == recorded["wall_seconds_total"]
+    assert led["offline_seconds"]["generation_estimated"] is False
     assert main(["evaluate", str(trained_run), "--n-plots", "0", "--baselines", "off",
                  "--out", str(tmp_path / "ev2")]) == 0
     assert "baselines" not in json.loads((tmp_path / "ev2" / "metrics.json").read_text())
