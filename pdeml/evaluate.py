@@ -222,14 +222,34 @@ def _ledger(surrogate: Surrogate, dataset: H5Dataset, data: str | Path, run: str
         settings = {}
     own = (json.loads(attrs.get("input_vars", "null")), json.loads(attrs.get("output_vars",
                                                                           "null")))
-    if (list(inputs), list(outputs)) != (own[0], own[1]):
+    select = _output_selection(inputs, outputs, own)
+    if select is False:
         return {"problem": problem, "note": "the run maps other variables than the problem's "
                 f"own ({inputs} -> {outputs}): no solver baseline"}
     n = min(len(dataset), max_samples)
     xs, ys = zip(*(dataset[i] for i in range(n)), strict=True)
     offline, n_train = _offline_costs(run, cfg)
     return ledger(surrogate, problem, settings, torch.stack(xs).numpy(),
-                  torch.stack(ys).numpy(), offline, n_train=n_train, budget=LEDGER_BUDGET)
+                  torch.stack(ys).numpy(), offline, n_train=n_train, budget=LEDGER_BUDGET,
+                  select=select)
+
+
+def _output_selection(inputs: Sequence[str], outputs: Sequence[str],
+                      own: tuple[list[str] | None, list[str] | None]) -> Any:
+    """How the run's outputs pick from the problem's own (``None``: all of them; a function
+    of the solver's ``(B, T, *grid)`` output for ``u[t]``/``u[a:b]`` of a single output), or
+    ``False`` when the run maps other variables."""
+    from pdeml.datasets.reader import parse_selector
+
+    if list(inputs) != own[0] or own[1] is None:
+        return False
+    if list(outputs) == own[1]:
+        return None
+    picked = [parse_selector(o) for o in outputs]
+    if len(own[1]) != 1 or len(picked) != 1 or picked[0][0] != own[1][0]:
+        return False
+    sel = picked[0][1]
+    return (lambda y: y[:, [sel]]) if isinstance(sel, int) else (lambda y: y[:, sel])
 
 
 def _offline_costs(run: str | Path, cfg: dict[str, Any]
