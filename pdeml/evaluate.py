@@ -163,9 +163,15 @@ def evaluate_run(
 
         scores = nonauto_profile(surrogate, data, data_cfg["rollout"], batch_size=16)
         metrics = {"data": str(data), "cfdbench": scores["model"], **scores["pooled"]}
+        result = {"metrics": metrics, "out": str(out)}
+        if baselines:  # a query here is one frame at a time t: the solver has no such knob
+            metrics["baselines"] = {"problem": read_attrs(data).get("problem"), "note": (
+                "no solver baseline for the non-autoregressive task yet (a solver reaches a "
+                "frame only by marching to it; the rollout task has a ledger)")}
+            result["summary"] = _summary(metrics["baselines"])
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        return {"metrics": metrics, "out": str(out)}
+        return result
     if data_cfg.get("rollout"):
         report = rollout_report(surrogate, data, data_cfg["rollout"], out,
                                 n_plots=min(n_plots, 1), batch_size=batch_size)

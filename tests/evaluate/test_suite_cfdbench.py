@@ -29,3 +29,4 @@ def test_cfdbench_protocol_rows_table_and_figures(tmp_path):
 
     again = evaluate_run(out / "runs" / "cylinder_geo" / "FNO-nonauto")["metrics"]
     assert again["cfdbench"]["nmse"] == pytest.approx(result["rows"][2]["cfdbench_nmse"])
+    assert "no solver baseline for the non-autoregressive task" in again["baselines"]["note"]
