@@ -289,7 +289,7 @@ def _assemble(problem: Problem, parts: Path, path: Path, n: int, chunk: int,
 
 
 def _finish(parts: Path, path: Path, n: int, chunk: int, attrs: dict[str, Any],
-            rewrite: bool = True) -> None:
+            rewrite: bool = True, plan: dict[str, Any] | None = None) -> None:
     """Write the cost sidecar of the finished ``path`` from the shards, then drop the shards.
 
     The sidecar follows the file's rename, so it never exists without its file. A re-run
@@ -300,6 +300,8 @@ def _finish(parts: Path, path: Path, n: int, chunk: int, attrs: dict[str, Any],
         shards = costs.collect_shards(parts, n, chunk)
         if shards is not None:
             header = {k: attrs[k] for k in ("problem", "split", "seed")}
+            if plan:
+                header["solver_plan"] = plan
             costs.write_sidecar(path, shards, {**header, "chunk": chunk})
     if parts.is_dir():
         shutil.rmtree(parts)
@@ -362,8 +364,11 @@ def generate_split(
         return path
     made = missing_dirs(parts)  # what this call creates, and so may remove again
     path.parent.mkdir(parents=True, exist_ok=True)
-    manifest = {**attrs, "chunk": chunk}
+    plan = _job_plan(problem, parts, seed, split, int(n_samples))
+    manifest = {**attrs, "chunk": chunk, **({"solver_plan": plan} if plan else {})}
     _check_manifest(parts, manifest)
+    if plan:
+        attrs = {**attrs, "solver_plan": plan["method"]}
     try:
         _solve_shards(problem, parts, int(n_samples), seed, split, chunk, progress, scheduler,
                       n_workers)
@@ -375,8 +380,31 @@ def generate_split(
             remove_made(made)
         raise
     _assemble(problem, parts, path, int(n_samples), chunk, attrs)
-    _finish(parts, path, int(n_samples), chunk, attrs)
+    _finish(parts, path, int(n_samples), chunk, attrs, plan=plan)
     return path
+
+
+def _job_plan(problem: Problem, parts: Path, seed: int, split: str, n: int
+              ) -> dict[str, Any] | None:
+    """The plan of a ``solver="auto"`` linear job (:mod:`pdeml.solvers.planner`): a resumed
+    job's from its manifest (so it finishes as it started), else the problem's own (made
+    once, shared by the splits of :func:`generate_dataset`), else a new one for a job of at
+    least ``MIN_SAMPLES`` samples, timed on its first draws."""
+    from pdeml.solvers.planner import MIN_SAMPLES, TRIAL, Plan
+
+    if getattr(problem, "solver", None) != "auto" or not hasattr(problem, "make_plan"):
+        return None
+    mfile = parts / "manifest.json"
+    if mfile.exists():
+        try:
+            record = json.loads(mfile.read_text()).get("solver_plan")
+        except ValueError:
+            record = None  # _check_manifest reports the damaged manifest
+        problem.plan = Plan.from_record(record) if record else None
+        return record
+    if problem.plan is None and n >= MIN_SAMPLES:
+        problem.make_plan([sample_rng(seed, split, i) for i in range(min(TRIAL, n))])
+    return problem.plan.record() if problem.plan is not None else None
 
 
 def generate_dataset(

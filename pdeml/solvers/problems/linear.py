@@ -289,6 +289,9 @@ class LinearProblem(Problem):
     fixed_operator: ClassVar[bool] = False
     """True when every sample has the same matrix (only ``b`` changes): ``auto`` factorizes
     once, and GCRO-DR's recycled ``C = A U`` stays valid (the fingerprint is by content)."""
+    plan: Any = None
+    """The job's :class:`pdeml.solvers.planner.Plan` for ``solver="auto"`` (set by the writer
+    before a large job; ``None``: the static table)."""
     precond_reuse: bool = True
     """Keep a preconditioner (AMG hierarchy, ILU) across neighbours of the sorted sequence,
     rebuilt when the iteration count grows 1.5x (``False``: build one per system)."""
@@ -350,10 +353,24 @@ class LinearProblem(Problem):
                 "krylov_m": self.krylov_m, "recycle_k": self.recycle_k}
 
     def method_for(self, n_unknowns: int) -> str:
-        """The concrete method for systems of this size (resolves ``"auto"``)."""
+        """The concrete method for systems of this size (resolves ``"auto"``: the job's
+        :attr:`plan` where one was made, else :meth:`static_method`)."""
         if self.solver != "auto":
             return self.solver
+        if self.plan is not None:
+            return self.plan.method
+        return self.static_method(n_unknowns)
+
+    def static_method(self, n_unknowns: int) -> str:
+        """``auto``'s choice without a plan: the measured table of :func:`auto_method`."""
         return auto_method(n_unknowns, self.spd, self.fixed_operator)
+
+    def make_plan(self, rngs: Sequence[np.random.Generator]) -> None:
+        """Plan ``auto`` on the systems ``rngs`` draw (:mod:`pdeml.solvers.planner`)."""
+        from pdeml.solvers.planner import plan
+
+        if self.solver == "auto":
+            self.plan = plan(self, list(rngs))
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return self.sample_batch([rng])[0]
@@ -372,9 +389,11 @@ class LinearProblem(Problem):
                 for inp, x, st in zip(inputs, xs, stats, strict=True)]
 
     def solve_systems(self, As: Sequence[Any], bs: Sequence[np.ndarray],
-                      features: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[dict]]:
-        """Solve a sequence with the configured method; stats per system, input order."""
-        method = self.method_for(As[0].shape[0])
+                      features: Sequence[np.ndarray], method: str | None = None
+                      ) -> tuple[list[np.ndarray], list[dict]]:
+        """Solve a sequence with the configured method (or ``method``); stats per system,
+        input order."""
+        method = method or self.method_for(As[0].shape[0])
         order = (sort_systems(np.stack(features), "fft") if len(As) > 2
                  else np.arange(len(As)))
         direct = _Direct()

@@ -97,8 +97,8 @@ class _Cube(LinearProblem):
         u[1:-1, 1:-1, 1:-1] = x.reshape((self.resolution - 2,) * 3)
         return u
 
-    def method_for(self, n_unknowns: int) -> str:
-        return self.auto_choice(n_unknowns) if self.solver == "auto" else self.solver
+    def static_method(self, n_unknowns: int) -> str:
+        return self.auto_choice(n_unknowns)
 
     def auto_choice(self, n_unknowns: int) -> str:
         raise NotImplementedError

@@ -1,0 +1,100 @@
+"""``solver="auto"`` as a planner: time the candidate methods on the job's own systems.
+
+Which linear solver is fastest moves with the data, not only with the problem and its size:
+on 3-D Helmholtz at 32³ AMG beat recycled GCRO-DR by 1.9x on one draw of wavenumber fields
+and lost on another; on 2-D Darcy sparse LU wins for piecewise-constant coefficients up to
+about 200² and AMG from 160² for log-normal ones. A fixed table cannot follow that. FFTW's
+planner can: before a job, it times the candidate algorithms on the job's own problem and
+keeps the fastest. pdeml does the same for a generation job:
+
+- the first ``trial`` samples of the split are drawn and assembled (the same draws the job's
+  first shard solves; their planning solutions are discarded);
+- each candidate method (:data:`CANDIDATES`, minus those the problem rules out: sparse LU
+  above :data:`DIRECT_LIMIT` unknowns, where its fill-in costs memory before time) solves
+  them as one sorted sequence with a fresh solver state, exactly as a shard would, at the
+  job's tolerance; its score is the wall time per system (medians of ``repeats`` runs when
+  the trial is cheap);
+- the fastest is the job's method. The choice is recorded in the file (root attribute
+  ``solver_plan``) and the timings in the cost sidecar. A resumed job reuses the plan of
+  its partial run (from the job's manifest), so its file is bitwise identical to an
+  uninterrupted run's; two *separate* runs can plan differently when their timings differ,
+  which changes the solutions only within the tolerance (pin ``solver`` to reproduce one).
+
+Drift inside a shard is left to the methods' own deterministic rules (AMG and ILU are rebuilt
+when the iteration count grows 1.5x along the sorted sequence), because a time-based switch
+mid-job would make the file depend on the machine's load.
+
+Jobs smaller than :data:`MIN_SAMPLES` keep the static table (:meth:`auto_method` and the 3-D
+``auto_choice``): planning them would cost more than it could save. The planning time is
+part of the job's cost (recorded with the plan).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+CANDIDATES = ("direct", "amg", "gmres", "gcrodr")
+DIRECT_LIMIT = 120_000  # unknowns above which sparse LU is not tried (3-D fill-in)
+MIN_SAMPLES = 64  # smaller jobs keep the static table
+TRIAL = 6  # systems per candidate
+CHEAP = 0.5  # seconds: a trial this cheap is repeated (median of 3)
+
+
+@dataclass
+class Plan:
+    """The method a job uses and what planning measured."""
+
+    method: str
+    seconds_per_system: dict[str, float] = field(default_factory=dict)
+    static_choice: str = ""
+    trial: int = 0
+    planning_seconds: float = 0.0
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready, for the manifest and the cost sidecar."""
+        return {"method": self.method, "seconds_per_system": self.seconds_per_system,
+                "static_choice": self.static_choice, "trial": self.trial,
+                "planning_seconds": self.planning_seconds}
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Plan:
+        return cls(rec["method"], dict(rec.get("seconds_per_system", {})),
+                   rec.get("static_choice", ""), int(rec.get("trial", 0)),
+                   float(rec.get("planning_seconds", 0.0)))
+
+
+def candidates(problem: Any, n_unknowns: int) -> list[str]:
+    """The methods worth timing for ``problem``'s systems of ``n_unknowns`` unknowns."""
+    if getattr(problem, "fixed_operator", False):
+        return ["direct"]  # one factorization per shard: nothing iterative competes
+    return [m for m in CANDIDATES if m != "direct" or n_unknowns <= DIRECT_LIMIT]
+
+
+def plan(problem: Any, rngs: list[np.random.Generator], repeats: int = 3) -> Plan:
+    """Time every candidate on the systems drawn by ``rngs``; the fastest per system wins."""
+    t_start = time.perf_counter()
+    inputs = [problem.draw_inputs(r) for r in rngs]
+    systems = [problem.system(inp) for inp in inputs]
+    As, bs = [a for a, _ in systems], [b for _, b in systems]
+    feats = [problem.sort_features(inp) for inp in inputs]
+    n_unknowns = As[0].shape[0]
+    static = problem.static_method(n_unknowns)
+    seconds: dict[str, float] = {}
+    # the static choice first: a slower candidate's repeats are skipped against it
+    for method in sorted(candidates(problem, n_unknowns), key=lambda m: m != static):
+        runs = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            problem.solve_systems(As, bs, feats, method=method)
+            runs.append((time.perf_counter() - t0) / len(As))
+            best = min(seconds.values(), default=np.inf)
+            if runs[-1] * len(As) > CHEAP or runs[-1] > 2 * best:
+                break  # a slow trial is measured well once; a clear loser needs no repeat
+        seconds[method] = statistics.median(runs)
+    method = min(seconds, key=seconds.get)
+    return Plan(method, seconds, static, len(As), time.perf_counter() - t_start)

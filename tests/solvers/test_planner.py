@@ -1,0 +1,106 @@
+"""``solver="auto"`` plans large jobs by timing the candidates on the job's own systems."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pdeml.datasets import generate_dataset, read_costs
+from pdeml.datasets.writer import generate_split, sample_rng
+from pdeml.solvers import planner
+from pdeml.solvers.problems import DarcyFlow, Poisson
+from pdeml.solvers.problems.linear import METHOD_CODES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_plan_is_the_fastest_candidate_by_its_own_timings():
+    problem = DarcyFlow(resolution=24, coefficient="lognormal")
+    plan = planner.plan(problem, [sample_rng(0, "train", i) for i in range(4)])
+    assert set(plan.seconds_per_system) == set(planner.CANDIDATES)
+    assert plan.method == min(plan.seconds_per_system, key=plan.seconds_per_system.get)
+    assert plan.static_choice == "direct" and plan.trial == 4
+    assert all(v > 0 for v in plan.seconds_per_system.values())
+    assert plan.planning_seconds >= sum(plan.seconds_per_system.values()) * 4 * 0.99
+
+
+def test_candidates_follow_what_the_problem_allows():
+    assert planner.candidates(Poisson(resolution=16), 196) == ["direct"]  # one factorization
+    big = planner.DIRECT_LIMIT + 1
+    assert "direct" not in planner.candidates(DarcyFlow(resolution=16), big)
+    assert "direct" in planner.candidates(DarcyFlow(resolution=16), 100)
+
+
+def _methods(path):
+    with h5py.File(path) as f:
+        return set(np.asarray(f["solver_method"]).tolist()), f.attrs.get("solver_plan")
+
+
+def test_a_large_auto_job_is_planned_and_records_its_plan(tmp_path, monkeypatch):
+    monkeypatch.setattr(planner, "MIN_SAMPLES", 8)  # a job 'large' enough, quickly
+    out = generate_dataset(DarcyFlow(resolution=16), tmp_path, {"train": 8, "test": 3},
+                           seed=0, chunk=4, progress=False)
+    codes, chosen = _methods(out["train"])
+    plan = read_costs(out["train"])["solver_plan"]
+    assert chosen == plan["method"] and codes == {METHOD_CODES[chosen]}
+    assert set(plan["seconds_per_system"]) == set(planner.CANDIDATES)
+    # the test split (too small to plan) shares the job's plan
+    assert _methods(out["test"]) == ({METHOD_CODES[chosen]}, chosen)
+
+
+def test_a_small_job_keeps_the_static_table(tmp_path):
+    out = generate_split(DarcyFlow(resolution=16), tmp_path / "t.h5", 5, progress=False)
+    codes, chosen = _methods(out)
+    assert chosen is None and codes == {METHOD_CODES["direct"]}
+    assert "solver_plan" not in read_costs(out)
+
+
+def test_a_resumed_job_keeps_its_partial_runs_plan(tmp_path, monkeypatch):
+    """Whatever timing would say now, the plan in the manifest finishes the job."""
+    monkeypatch.setattr(planner, "MIN_SAMPLES", 8)
+    killer = textwrap.dedent("""
+        import os, signal, sys
+        import numpy as np
+        from pdeml.datasets import writer
+        from pdeml.solvers import planner
+        from pdeml.solvers.problems import DarcyFlow
+
+        planner.MIN_SAMPLES = 8
+        real_plan = planner.plan
+        def forced(problem, rngs, repeats=3):  # pretend GMRES won the timing
+            p = real_plan(problem, rngs, repeats=1)
+            p.method = "gmres"
+            return p
+        planner.plan = forced
+        real = np.savez
+        calls = {"n": 0}
+        def dying(fh, **arrays):
+            calls["n"] += 1
+            if calls["n"] == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+            real(fh, **arrays)
+        writer.np.savez = dying
+        writer.generate_split(DarcyFlow(resolution=16), sys.argv[1], 12, chunk=4,
+                              progress=False)
+    """)
+    path = tmp_path / "train.h5"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", killer, str(path)], env=env)
+    assert proc.returncode == -signal.SIGKILL
+    manifest = json.loads((tmp_path / "train.h5.parts" / "manifest.json").read_text())
+    assert manifest["solver_plan"]["method"] == "gmres"
+    out = generate_split(DarcyFlow(resolution=16), path, 12, chunk=4, progress=False)
+    assert _methods(out) == ({METHOD_CODES["gmres"]}, "gmres")
+
+
+def test_a_pinned_solver_is_never_planned(tmp_path, monkeypatch):
+    monkeypatch.setattr(planner, "MIN_SAMPLES", 1)
+    out = generate_split(DarcyFlow(resolution=16, solver="amg"), tmp_path / "t.h5", 4,
+                         progress=False)
+    assert _methods(out) == ({METHOD_CODES["amg"]}, None)
