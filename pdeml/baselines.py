@@ -466,7 +466,7 @@ def rollout_ledger(model: Callable[[torch.Tensor], torch.Tensor], problem: str |
     measured = [measure(label, solve, start, y, repeats, error)
                 for label, solve in settings.items()]
     return summarize(sur, measured, offline_seconds, n_train, problem) | {
-        "query": f"a rollout of {steps} steps"}
+        "query": f"a rollout of {steps} steps", "steps": steps}
 
 
 def no_knob(problem: str | None) -> dict[str, Any]:

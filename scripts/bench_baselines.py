@@ -1,7 +1,7 @@
 """Does a surrogate pay? The baseline ledger of six problems, as a table and a figure.
 
 For each problem: generate train/test data with pdeml's solver (costs recorded beside the
-files), train an FNO, export it (its card records the exported latency), and run
+files), train an FNO, export it to ``.pt2`` and ONNX (each card records its latency), and run
 ``pdeml evaluate``'s baseline ledger (:mod:`pdeml.baselines`): the surrogate's error and cost
 per query beside every setting of pdeml's own solver on the same test inputs, the
 equal-accuracy and equal-time settings and the breakeven in queries. Problems:
@@ -145,20 +145,24 @@ def run_cavity(out: Path, quick: bool) -> dict[str, Any]:
 
 
 def finish(name: str, run: Path, out: Path, gen_seconds: float) -> dict[str, Any]:
-    """Export (the card's latency), evaluate with the ledger, collect the record."""
-    model = out / "models" / f"{name}.pt2"
-    exported = None
-    try:
-        if not card_path_of(model).exists():
-            export_run(run, model, overwrite=model.exists())
-        exported = json.loads(card_path_of(model).read_text()).get("latency")
-    except (ValueError, OSError) as err:  # an operator that does not export: say so
-        exported = {"error": str(err).splitlines()[0]}
+    """Export (.pt2 and ONNX: the cards' latency), evaluate with the ledger, the record."""
+    exported = {fmt: _export(run, out / "models" / f"{name}.{fmt}") for fmt in ("pt2", "onnx")}
     ev = evaluate_run(run, out=out / "eval" / name, n_plots=0, overwrite=True)
     led = ev["metrics"]["baselines"]
     print(f"{name}: {ev['summary']}", flush=True)
-    return {"problem": name, "ledger": led, "exported_latency": exported,
+    return {"problem": name, "ledger": led, "exported_latency": exported["pt2"],
+            "onnx_latency": exported["onnx"],
             "generation_wall_seconds_this_run": gen_seconds, "summary": ev["summary"]}
+
+
+def _export(run: Path, model: Path) -> dict[str, Any]:
+    """The latency an export's card records (exported once; an error is recorded)."""
+    try:
+        if not card_path_of(model).exists():
+            export_run(run, model, overwrite=model.exists())
+        return json.loads(card_path_of(model).read_text()).get("latency") or {}
+    except (ValueError, OSError) as err:  # an operator that does not export: say so
+        return {"error": str(err).splitlines()[0]}
 
 
 # -- report ----------------------------------------------------------------------------------
@@ -168,9 +172,16 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{1e3 * seconds:.3g}"
 
 
+def _per_query(latency: dict[str, Any] | None, led: dict[str, Any]) -> dict[str, Any]:
+    """An export's latency per query: one step times the steps of a rollout query."""
+    steps = int(led.get("steps", 1))
+    return {k: v * steps for k, v in (latency or {}).items() if k.startswith("seconds")}
+
+
 def table(results: dict[str, dict[str, Any]]) -> str:
     """Markdown: the surrogate beside its equal-accuracy and equal-time solves."""
-    head = ("| problem | surrogate rel L2 | surrogate ms/query batched (batch 1; exported) "
+    head = ("| problem | surrogate rel L2 | surrogate ms/query batched (batch 1; .pt2; ONNX, "
+            "batched) "
             "| equal-accuracy solve: ms/query | surrogate speed-up | equal-time solve: rel L2 "
             "| breakeven (queries) |")
     rows = [head, "|" + "---|" * 7]
@@ -180,12 +191,13 @@ def table(results: dict[str, dict[str, Any]]) -> str:
             rows.append(f"| {name} | {led.get('note', '')} |||||| ")
             continue
         s, eq, et = led["surrogate"], led["equal_accuracy"], led["equal_time"]
-        ex = r.get("exported_latency") or {}
+        ex, ox = (_per_query(r.get(k), led) for k in ("exported_latency", "onnx_latency"))
         b = led["breakeven_queries"]
         speed = "-" if eq is None else f"{eq['seconds'] / s['seconds_batched']:.3g}x"
         rows.append(
             f"| {name} | {s['rel_l2']:.3g} | {_ms(s['seconds_batched'])} "
-            f"({_ms(s['seconds_batch1'])}; {_ms(ex.get('seconds_batched'))}) | "
+            f"({_ms(s['seconds_batch1'])}; {_ms(ex.get('seconds_batched'))}; "
+            f"{_ms(ox.get('seconds_batched'))}) | "
             + ("none as accurate" if eq is None else f"{eq['label']}: {_ms(eq['seconds'])}")
             + f" | {speed} | "
             + ("none as fast" if et is None else f"{et['label']}: {et['rel_l2']:.3g}")
@@ -220,10 +232,11 @@ def figure(results: dict[str, dict[str, Any]], path: Path) -> None:
                    label="surrogate, batched")
         ax.scatter([s["seconds_batch1"]], [s["rel_l2"]], c="C1", marker="o", s=40,
                    label="surrogate, batch 1")
-        ex = results[name].get("exported_latency") or {}
-        if "seconds_batched" in ex and "query" not in led:
-            ax.scatter([ex["seconds_batched"]], [s["rel_l2"]], c="C0", marker="D", s=30,
-                       label="exported, batched")
+        for fmt, key, c in (("pt2", "exported_latency", "C0"), ("ONNX", "onnx_latency", "C2")):
+            ex = _per_query(results[name].get(key), led)
+            if "seconds_batched" in ex:
+                ax.scatter([ex["seconds_batched"]], [s["rel_l2"]], c=c, marker="D", s=30,
+                           label=f"{fmt}, batched")
         ax.set(xscale="log", yscale="log", title=name, xlabel="seconds per query",
                ylabel="relative L2")
     for ax in list(axes.flat)[len(names):]:
