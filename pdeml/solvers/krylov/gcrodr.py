@@ -136,6 +136,24 @@ class GCRODR(KrylovSolver):
         self._key_m: tuple[Any, ...] | None = None
         self._refs: tuple[Any, Any] = (None, None)
 
+    def seed(self, U: np.ndarray) -> None:
+        """Recycle the ``(n, j)`` subspace ``U`` (``j <= k`` columns) in the next solve.
+
+        Any basis works: the next solve computes ``C = op U`` for its operator and
+        re-orthonormalizes (``j`` products with ``A``, and with ``M`` under right
+        preconditioning), as for a recycled space after a change of matrix. A predicted
+        subspace (NeurKItt's idea: an operator that predicts the system's slowest modes)
+        enters here; the stopping test is untouched.
+        """
+        U = np.asarray(U)
+        if U.ndim != 2 or not 1 <= U.shape[1] <= self.k:
+            raise ValueError(f"seed needs an (n, j) basis with 1 <= j <= k={self.k}, got "
+                             f"shape {U.shape}")
+        self.reset()
+        self._U = np.ascontiguousarray(U.T)
+        self._Z = self._U
+        self._key_a = self._key_m = ("seeded",)  # differs from every operator: refresh
+
     @property
     def U(self) -> np.ndarray | None:
         """Recycled subspace, shape ``(n, k)`` (a copy), or ``None``."""
