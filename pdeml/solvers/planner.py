@@ -13,7 +13,10 @@ keeps the fastest. pdeml does the same for a generation job:
   above :data:`DIRECT_LIMIT` unknowns, where its fill-in costs memory before time) solves
   them as one sorted sequence with a fresh solver state, exactly as a shard would, at the
   job's tolerance; its score is the wall time per system (medians of ``repeats`` runs when
-  the trial is cheap);
+  the trial is cheap). The static choice runs first; a later candidate first solves one
+  system alone, and one that costs :data:`PROBE_FACTOR` times the best per-system time so far
+  even so (cold, without the recycling or reuse the rest of a sequence gets) is dropped
+  there (``probed_only``), which keeps LU on 3-D systems from dominating the planning;
 - the fastest is the job's method. The choice is recorded in the file (root attribute
   ``solver_plan``) and the timings in the cost sidecar. A resumed job reuses the plan of
   its partial run (from the job's manifest), so its file is bitwise identical to an
@@ -43,6 +46,8 @@ DIRECT_LIMIT = 120_000  # unknowns above which sparse LU is not tried (3-D fill-
 MIN_SAMPLES = 64  # smaller jobs keep the static table
 TRIAL = 6  # systems per candidate
 CHEAP = 0.5  # seconds: a trial this cheap is repeated (median of 3)
+PROBE_FACTOR = 4.0  # a candidate whose first (cold) system costs this many times the best
+# per-system time so far is not given the whole trial
 
 
 @dataclass
@@ -54,18 +59,19 @@ class Plan:
     static_choice: str = ""
     trial: int = 0
     planning_seconds: float = 0.0
+    probed_only: list[str] = field(default_factory=list)
 
     def record(self) -> dict[str, Any]:
         """JSON-ready, for the manifest and the cost sidecar."""
         return {"method": self.method, "seconds_per_system": self.seconds_per_system,
                 "static_choice": self.static_choice, "trial": self.trial,
-                "planning_seconds": self.planning_seconds}
+                "planning_seconds": self.planning_seconds, "probed_only": self.probed_only}
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Plan:
         return cls(rec["method"], dict(rec.get("seconds_per_system", {})),
                    rec.get("static_choice", ""), int(rec.get("trial", 0)),
-                   float(rec.get("planning_seconds", 0.0)))
+                   float(rec.get("planning_seconds", 0.0)), list(rec.get("probed_only", [])))
 
 
 def candidates(problem: Any, n_unknowns: int) -> list[str]:
@@ -85,16 +91,25 @@ def plan(problem: Any, rngs: list[np.random.Generator], repeats: int = 3) -> Pla
     n_unknowns = As[0].shape[0]
     static = problem.static_method(n_unknowns)
     seconds: dict[str, float] = {}
-    # the static choice first: a slower candidate's repeats are skipped against it
+    probed: list[str] = []
+    # the static choice first: the others are measured against it
     for method in sorted(candidates(problem, n_unknowns), key=lambda m: m != static):
+        best = min(seconds.values(), default=np.inf)
+        if best < np.inf and len(As) > 1:
+            t0 = time.perf_counter()
+            problem.solve_systems(As[:1], bs[:1], feats[:1], method=method)
+            first = time.perf_counter() - t0
+            if first > PROBE_FACTOR * best:  # hopeless even allowing for a cold start
+                seconds[method] = first
+                probed.append(method)
+                continue
         runs = []
         for _ in range(repeats):
             t0 = time.perf_counter()
             problem.solve_systems(As, bs, feats, method=method)
             runs.append((time.perf_counter() - t0) / len(As))
-            best = min(seconds.values(), default=np.inf)
             if runs[-1] * len(As) > CHEAP or runs[-1] > 2 * best:
                 break  # a slow trial is measured well once; a clear loser needs no repeat
         seconds[method] = statistics.median(runs)
-    method = min(seconds, key=seconds.get)
-    return Plan(method, seconds, static, len(As), time.perf_counter() - t_start)
+    method = min((m for m in seconds if m not in probed), key=seconds.get)
+    return Plan(method, seconds, static, len(As), time.perf_counter() - t_start, probed)
