@@ -35,7 +35,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # the solvers' BLAS against torch's threads
+# Spinning OpenMP threads made 2-thread torch calls 10-60x slower whenever the second core was
+# busy (bench_time_to_accuracy.py); passive waiting degrades to one thread's pace instead.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -70,7 +75,7 @@ CASES: dict[str, dict[str, Any]] = {
                                            dt=1e-2 if q else 2e-3),
         "splits": (100, 16), "quick_splits": (8, 4), "epochs": 20, "batch_size": 32,
         "model": FNO2,
-        "rollout": {"fields": ["w"], "history": 1}},
+        "rollout": {"fields": ["w"], "history": 1, "residual": True}},
     "helmholtz3d": {
         "problem": lambda q: Helmholtz3D(resolution=9 if q else 32, solver="amg"),
         "splits": (64, 8), "quick_splits": (8, 4), "epochs": 30, "batch_size": 4,
