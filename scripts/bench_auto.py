@@ -13,7 +13,7 @@ system, median of ``--repeats``. Then ``auto`` two ways:
   job of ``--job`` samples (planning included).
 
 Each ``auto`` is reported as a ratio to the fastest method (1.00 = the fastest; the target of
-issue 27 is <= 1.10). Writes ``<out>/auto.json`` after every case (a rerun skips finished
+issue 27 is <= 1.10). Writes ``<out>/auto.json`` (``--out``, default ``runs/bench/auto``) after every case (a rerun skips finished
 cases) and prints a Markdown table.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python scripts/bench_auto.py            # ~25 min
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", type=int, default=16, help="systems per shard (the writer's)")
     ap.add_argument("--repeats", type=int, default=1)
     ap.add_argument("--job", type=int, default=1000, help="samples the planning amortizes over")
-    ap.add_argument("--out", default="results/auto")
+    ap.add_argument("--out", default="runs/bench/auto")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ equal-accuracy and equal-time settings and the breakeven in queries. Problems:
 - ``helmholtz3d``: Helmholtz 3-D on 32³ nodes, ``k -> (Re u, Im u)``, generated with AMG;
 - ``burgers``: the FNO paper's Burgers (nu = 0.1, 1024 points), ``u0 -> u(1)``.
 
-Writes ``<out>/baselines.json`` after every problem (a rerun skips problems already there,
+Writes ``<out>/baselines.json`` (``--out``, default ``runs/bench/baselines``) after every problem (a rerun skips problems already there,
 and generation and training resume), ``<out>/baselines.md`` (the table) and
 ``<out>/baselines.png`` (error vs cost per query: each solver's settings and their Pareto
 front, the surrogate as points). Timings are this machine's, with its threads; compare
@@ -255,7 +255,7 @@ def figure(results: dict[str, dict[str, Any]], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="results/baselines")
+    parser.add_argument("--out", default="runs/bench/baselines")
     parser.add_argument("--problems", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--quick", action="store_true", help="smoke sizes (tests)")
     parser.add_argument("--rerun", action="store_true",
