@@ -13,8 +13,8 @@ system, median of ``--repeats``. Then ``auto`` two ways:
   job of ``--job`` samples (planning included).
 
 Each ``auto`` is reported as a ratio to the fastest method (1.00 = the fastest; the target of
-issue 27 is <= 1.10). Writes ``<out>/auto.json`` (``--out``, default ``runs/bench/auto``) after every case (a rerun skips finished
-cases) and prints a Markdown table.
+issue 27 is <= 1.10). Writes ``<out>/auto.json`` (``--out``, default ``runs/bench/auto``)
+after every case (a rerun skips finished cases) and prints a Markdown table.
 
     OPENBLAS_NUM_THREADS=1 .venv/bin/python scripts/bench_auto.py            # ~25 min
     .venv/bin/python scripts/bench_auto.py --cases darcy_pwc_128 helmholtz3d_32 --chunk 8

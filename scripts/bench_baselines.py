@@ -14,8 +14,9 @@ equal-accuracy and equal-time settings and the breakeven in queries. Problems:
 - ``helmholtz3d``: Helmholtz 3-D on 32³ nodes, ``k -> (Re u, Im u)``, generated with AMG;
 - ``burgers``: the FNO paper's Burgers (nu = 0.1, 1024 points), ``u0 -> u(1)``.
 
-Writes ``<out>/baselines.json`` (``--out``, default ``runs/bench/baselines``) after every problem (a rerun skips problems already there,
-and generation and training resume), ``<out>/baselines.md`` (the table) and
+Writes ``<out>/baselines.json`` (``--out``, default ``runs/bench/baselines``) after every
+problem (a rerun skips problems already there, and generation and training resume),
+``<out>/baselines.md`` (the table) and
 ``<out>/baselines.png`` (error vs cost per query: each solver's settings and their Pareto
 front, the surrogate as points). Timings are this machine's, with its threads; compare
 within one run.
