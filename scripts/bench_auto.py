@@ -5,7 +5,8 @@ Helmholtz 3-D at 24³-48³), one shard's sequence of ``--chunk`` systems is draw
 generation job draws it (the first samples of the train split, seed 0), and solved with a
 fresh solver state by each method (sparse LU, AMG-CG/GMRES, GMRES(m), GCRO-DR(m, k) with the
 problem's preconditioner, at the problem's rtol 1e-8), as a shard would be: seconds per
-system, median of ``--repeats``. Then ``auto`` two ways:
+system, median of ``--repeats`` (sparse LU, which reuses nothing between different matrices,
+on the first two systems only above 20 000 unknowns). Then ``auto`` two ways:
 
 - the **static table** (the choice without a plan: :meth:`static_method`);
 - the **planner** (:mod:`pdeml.solvers.planner`), which times the candidates on the job's
@@ -34,6 +35,7 @@ from pdeml.datasets.writer import sample_rng
 from pdeml.solvers import planner
 from pdeml.solvers.problems import Darcy3D, DarcyFlow, Helmholtz3D
 
+LU_SAMPLE_FROM = 20_000  # unknowns from which sparse LU is timed on two systems only
 CASES = {
     **{f"darcy_pwc_{n}": (lambda n=n: DarcyFlow(resolution=n)) for n in (128, 192, 256)},
     **{f"darcy_lognormal_{n}": (lambda n=n: DarcyFlow(resolution=n, coefficient="lognormal"))
@@ -52,11 +54,14 @@ def time_methods(problem: Any, chunk: int, repeats: int) -> dict[str, float]:
     feats = [problem.sort_features(inp) for inp in inputs]
     out = {}
     for method in planner.candidates(problem, As[0].shape[0]):
+        # sparse LU reuses nothing between different matrices: two systems time it as well
+        # as sixteen, and a 3-D factorization costs seconds to minutes each
+        k = 2 if method == "direct" and As[0].shape[0] > LU_SAMPLE_FROM else chunk
         runs = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            problem.solve_systems(As, bs, feats, method=method)
-            runs.append((time.perf_counter() - t0) / chunk)
+            problem.solve_systems(As[:k], bs[:k], feats[:k], method=method)
+            runs.append((time.perf_counter() - t0) / k)
         out[method] = statistics.median(runs)
         print(f"  {method}: {1e3 * out[method]:.1f} ms/system", flush=True)
     return out
