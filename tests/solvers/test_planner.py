@@ -14,7 +14,7 @@ import numpy as np
 from pdeml.datasets import generate_dataset, read_costs
 from pdeml.datasets.writer import generate_split, sample_rng
 from pdeml.solvers import planner
-from pdeml.solvers.problems import DarcyFlow, Poisson
+from pdeml.solvers.problems import DarcyFlow, Helmholtz3D, Poisson
 from pdeml.solvers.problems.linear import METHOD_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,9 +36,12 @@ def test_the_plan_is_the_fastest_candidate_by_its_own_timings():
 
 def test_candidates_follow_what_the_problem_allows():
     assert planner.candidates(Poisson(resolution=16), 196) == ["direct"]  # one factorization
-    big = planner.DIRECT_LIMIT + 1
+    big = planner.DIRECT_LIMIT[2] + 1
     assert "direct" not in planner.candidates(DarcyFlow(resolution=16), big)
     assert "direct" in planner.candidates(DarcyFlow(resolution=16), 100)
+    cube = Helmholtz3D(resolution=8)
+    assert "direct" in planner.candidates(cube, planner.DIRECT_LIMIT[3])
+    assert "direct" not in planner.candidates(cube, planner.DIRECT_LIMIT[3] + 1)
 
 
 def _methods(path):
