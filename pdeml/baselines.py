@@ -43,7 +43,7 @@ Knobs per problem (:data:`KNOBS`):
   Time-series runs (the Navier-Stokes rollout) get the same knobs through
   :func:`rollout_ledger`: a query is a whole trajectory from its first input frames.
 - ``cavity``, ``channel``, ``cylinder``, ``step`` (CFDBench's flows, pdeml's projection
-  solver; rollouts only): the solver cells (the data's, a half, a quarter; at least 8) times
+  solver; rollouts only): the solver cells (the data's, 3/4, 1/2, 1/4; at least 8) times
   the time step (1-3x the data's stable step), each case re-solved from rest from its
   stored parameters.
 
@@ -283,8 +283,9 @@ def flow_solver(name: str, attrs: dict[str, Any], cells: int, dt_factor: float,
 
 
 def flow_settings(name: str, attrs: dict[str, Any], history: int) -> dict[str, Batch]:
-    """Solver cells (the data's, 1/2, 1/4; >= 8) times the time step (1-3x the data's)."""
-    cells = [c for c in (int(attrs["cells"]) // d for d in (1, 2, 4)) if c >= 8]
+    """Solver cells (the data's, 3/4, 1/2, 1/4; >= 8) times the time step (1-3x the data's)."""
+    full = int(attrs["cells"])
+    cells = list(dict.fromkeys(c for c in (full, 3 * full // 4, full // 2, full // 4) if c >= 8))
     out = {}
     for c in cells:
         for f in FLOW_DT_FACTORS:
