@@ -232,7 +232,8 @@ def figure(results: dict[str, dict[str, Any]], path: Path) -> None:
         pts = [(s["seconds"], max(s["rel_l2"], 1e-12)) for s in led["settings"]
                if math.isfinite(s["rel_l2"])]
         ax.scatter(*zip(*pts, strict=True), s=12, c="0.6", label="solver settings")
-        ax.plot(*zip(*pareto(pts), strict=True), c="k", lw=1, label="solver Pareto front")
+        ax.plot(*zip(*pareto(pts), strict=True), c="k", lw=1, drawstyle="steps-post",
+                label="solver Pareto front")  # best error for at most this cost
         s = led["surrogate"]
         ax.scatter([s["seconds_batched"]], [s["rel_l2"]], c="C3", marker="*", s=120,
                    label="surrogate, batched")
@@ -245,6 +246,7 @@ def figure(results: dict[str, dict[str, Any]], path: Path) -> None:
                            label=f"{fmt}, batched")
         ax.set(xscale="log", yscale="log", title=name, xlabel="seconds per query",
                ylabel="relative L2")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # no crowded labels
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     if names:
