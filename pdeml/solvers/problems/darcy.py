@@ -13,6 +13,7 @@ from pdeml.solvers.problems.base import Variable
 from pdeml.solvers.problems.linear import LinearProblem
 
 COEFFICIENTS = ("piecewise_constant", "lognormal")
+LOGNORMAL_AMG_FROM = 160 * 160  # unknowns from which `auto` takes AMG for log-normal a
 
 
 def harmonic_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -158,6 +159,15 @@ class DarcyFlow(LinearProblem):
         """Solve for ``u`` on the full node grid with a sparse direct factorization."""
         A, b = self.assemble(a, f)
         return self.embed(spla.spsolve(A.tocsc(), b))
+
+    def static_method(self, n_unknowns: int) -> str:
+        """``auto`` without a plan: sparse LU, AMG + CG from 200² unknowns for the
+        piecewise-constant coefficient and from 160² for the log-normal one, which AMG
+        handles better (``scripts/bench_auto.py``: log-normal 190² AMG 104 ms per system vs
+        LU 127, piecewise-constant 190² LU 134 vs AMG 159; 126² LU wins both)."""
+        if self.coefficient == "lognormal":
+            return "amg" if n_unknowns >= LOGNORMAL_AMG_FROM else "direct"
+        return super().static_method(n_unknowns)
 
     def draw_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return {"a": self.draw_coefficient(rng)}
