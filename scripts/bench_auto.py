@@ -17,7 +17,7 @@ Each ``auto`` is reported as a ratio to the fastest method (1.00 = the fastest; 
 issue 27 is <= 1.10). Writes ``<out>/auto.json`` (``--out``, default ``runs/bench/auto``)
 after every case (a rerun skips finished cases) and prints a Markdown table.
 
-    OPENBLAS_NUM_THREADS=1 .venv/bin/python scripts/bench_auto.py            # ~25 min
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python scripts/bench_auto.py            # ~15 min
     .venv/bin/python scripts/bench_auto.py --cases darcy_pwc_128 helmholtz3d_32 --chunk 8
 """
 
