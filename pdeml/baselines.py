@@ -248,13 +248,21 @@ def spectral_settings(name: str, attrs: dict[str, Any], n: int,
     snaps = int(kw.get("n_snapshots", attrs["n_snapshots"]))
     most = (final - start) / snaps / float(attrs["dt"])  # steps per snapshot interval
     factors = [f for f in DT_FACTORS if f < most] + [most]
+    return grid_by_step([f"grid {g}{tag}" for g in grids], grids, factors,
+                        lambda g, f: spectral_solver(name, attrs, n, g, f, **kw))
+
+
+def grid_by_step(names: list[str], grids: list[int], factors: list[float],
+                 make: Callable[[int, float], Batch]) -> dict[str, Batch]:
+    """``{label: make(grid, factor)}`` for every grid (finest, the data's, first) and every
+    time-step factor (``1`` first), labelled ``"<name>, dt x<factor>"``."""
     out = {}
-    for g in grids:
+    for name, g in zip(names, grids, strict=True):
         for f in factors:
-            label = f"grid {g}{tag}" + ("" if f == 1 else f", dt x{f:.3g}")
+            label = name + ("" if f == 1 else f", dt x{f:.3g}")
             if g == grids[0] and f == 1:
                 label += " (data's)"
-            out[label] = spectral_solver(name, attrs, n, g, f, **kw)
+            out[label] = make(g, f)
     return out
 
 
@@ -286,14 +294,8 @@ def flow_settings(name: str, attrs: dict[str, Any], history: int) -> dict[str, B
     """Solver cells (the data's, 3/4, 1/2, 1/4; >= 8) times the time step (1-3x the data's)."""
     full = int(attrs["cells"])
     cells = list(dict.fromkeys(c for c in (full, 3 * full // 4, full // 2, full // 4) if c >= 8))
-    out = {}
-    for c in cells:
-        for f in FLOW_DT_FACTORS:
-            label = f"{c} cells" + ("" if f == 1 else f", dt x{f:g}")
-            if c == cells[0] and f == 1:
-                label += " (data's)"
-            out[label] = flow_solver(name, attrs, c, f, history)
-    return out
+    return grid_by_step([f"{c} cells" for c in cells], cells, list(FLOW_DT_FACTORS),
+                        lambda c, f: flow_solver(name, attrs, c, f, history))
 
 
 def settings_for(problem: str, attrs: dict[str, Any], n: int) -> dict[str, Batch]:

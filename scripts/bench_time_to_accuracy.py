@@ -66,6 +66,7 @@ import torch  # noqa: E402
 from lightning.pytorch.callbacks import Callback  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
+from pdeml.config import merge  # noqa: E402
 from pdeml.datasets import generate_dataset  # noqa: E402
 from pdeml.datasets.datamodule import make_datamodule  # noqa: E402
 from pdeml.datasets.reader import H5Dataset  # noqa: E402
@@ -112,17 +113,6 @@ QUICK: dict[str, dict[str, Any]] = {
            "n_train": 4, "n_test": 2, "epochs": 2, "batch_size": 4, "eval_every": 0.0,
            "model": {"n_modes": [4, 4], "hidden_channels": 8, "n_layers": 2}},
 }
-
-
-def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``over`` on top, nested dicts merged key by key."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merged(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def apply_sets(recipe: dict[str, Any], items: list[str]) -> dict[str, Any]:
@@ -358,7 +348,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def recipe_for(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """The recipe ``name`` with ``--quick`` sizes, ``--set`` and ``--target`` applied."""
-    recipe = merged(RECIPES[name], QUICK[name]) if args.quick else copy.deepcopy(RECIPES[name])
+    recipe = merge(RECIPES[name], QUICK[name]) if args.quick else copy.deepcopy(RECIPES[name])
     recipe = apply_sets(recipe, args.set)
     if args.target is not None:
         recipe["target"] = args.target
