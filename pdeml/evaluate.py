@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
+from pdeml.baselines import ledger, rollout_ledger, summary_line  # noqa: E402
 from pdeml.checks import check_int, check_output  # noqa: E402
 from pdeml.config import load_yaml  # noqa: E402
 from pdeml.datasets.reader import H5Dataset  # noqa: E402
@@ -168,7 +169,7 @@ def evaluate_run(
             metrics["baselines"] = {"problem": read_attrs(data).get("problem"), "note": (
                 "no solver baseline for the non-autoregressive task yet (a solver reaches a "
                 "frame only by marching to it; the rollout task has a ledger)")}
-            result["summary"] = _summary(metrics["baselines"])
+            result["summary"] = summary_line(metrics["baselines"])
         out.mkdir(parents=True, exist_ok=True)
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return result
@@ -181,7 +182,7 @@ def evaluate_run(
         if baselines:
             metrics["baselines"] = _rollout_ledger(surrogate, data, data_cfg["rollout"], run,
                                                    cfg)
-            result["summary"] = _summary(metrics["baselines"])
+            result["summary"] = summary_line(metrics["baselines"])
         out.mkdir(parents=True, exist_ok=True)  # rollout_report makes it only for figures
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         return result
@@ -204,28 +205,25 @@ def evaluate_run(
                      names=(str(inputs[0]), str(outputs[0])), **_geometry(data, k))
     result = {"metrics": metrics, "out": str(out)}
     if baselines:
-        result["summary"] = _summary(metrics["baselines"])
+        result["summary"] = summary_line(metrics["baselines"])
     return result
 
 
-def _summary(led: dict[str, Any]) -> str:
-    from pdeml.baselines import summary_line
-
-    return summary_line(led)
+def _problem_settings(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The file's problem settings (``{}`` when unreadable: the knobs then use defaults)."""
+    try:
+        return json.loads(attrs.get("problem_settings", "{}"))
+    except ValueError:
+        return {}
 
 
 def _ledger(surrogate: Surrogate, dataset: H5Dataset, data: str | Path, run: str | Path,
             cfg: dict[str, Any], inputs: list[str], outputs: list[str],
             max_samples: int = 32) -> dict[str, Any]:
     """The baseline ledger on the first ``max_samples`` test samples (see pdeml.baselines)."""
-    from pdeml.baselines import ledger
-
     attrs = read_attrs(data)
     problem = attrs.get("problem")
-    try:
-        settings = json.loads(attrs.get("problem_settings", "{}"))
-    except ValueError:
-        settings = {}
+    settings = _problem_settings(attrs)
     own = (json.loads(attrs.get("input_vars", "null")), json.loads(attrs.get("output_vars",
                                                                           "null")))
     select = _output_selection(inputs, outputs, own)
@@ -289,7 +287,6 @@ def _rollout_ledger(surrogate: Surrogate, data: str | Path, spec: dict[str, Any]
                     run: str | Path, cfg: dict[str, Any], max_samples: int = 16
                     ) -> dict[str, Any]:
     """The baseline ledger of a rollout: one query is one trajectory (pdeml.baselines)."""
-    from pdeml.baselines import rollout_ledger
     from pdeml.datasets.timeseries import TrajectoryDataset
     from pdeml.solvers.problems.base import Problem
     from pdeml.trainers.rollout import next_frame
@@ -308,10 +305,7 @@ def _rollout_ledger(surrogate: Surrogate, data: str | Path, spec: dict[str, Any]
         with open_h5(data) as f:
             rows = np.asarray(ds.indices[:n])
             cases = [{k: float(f[k][int(r)]) for k in params if k in f} for r in rows]
-    try:
-        settings = json.loads(attrs.get("problem_settings", "{}"))
-    except ValueError:
-        settings = {}
+    settings = _problem_settings(attrs)
     offline, n_train = _offline_costs(run, cfg)
     step = next_frame(surrogate, ds.n_fields, ds.history, ds.residual)
     return rollout_ledger(step, problem, settings, x0, y, ds.history, offline,
