@@ -102,6 +102,14 @@ class GCRODR(KrylovSolver):
     callback_type
         ``"pr_norm"``: ``callback(estimate)`` per inner iteration; ``"x"``: ``callback(x)`` per
         cycle.
+    flexible
+        The preconditioner may change from one application to the next (FGCRO-DR: Carvalho,
+        Gratton, Lago and Vasseur, "A flexible generalized conjugate residual method with inner
+        orthogonalization and deflated restarting", SIMAX 32, 2011), e.g. a neural correction
+        applied every few iterations. Needs right preconditioning. The search directions
+        ``Z = M V`` and ``Z = M U`` are kept as computed, so ``op Z = A Z`` holds for whatever
+        ``M`` produced them, and a new ``M`` for the next system only recomputes ``C = A Z``
+        (``k`` products with ``A``, none with ``M``).
 
     Notes
     -----
@@ -119,8 +127,12 @@ class GCRODR(KrylovSolver):
         side: str = "right",
         orthog: str = "cgs2",
         callback_type: str = "pr_norm",
+        flexible: bool = False,
     ) -> None:
         super().__init__(m, side, orthog, callback_type)
+        if flexible and side != "right":
+            raise ValueError("a flexible GCRO-DR needs side='right'")
+        self.flexible = bool(flexible)
         k = self.m // 2 if k is None else k
         if int(k) != k or not 1 <= k < self.m:
             raise ValueError(f"k must be an integer with 1 <= k < m={self.m}, got {k}")
@@ -196,7 +208,7 @@ class GCRODR(KrylovSolver):
             self._U = self._U.astype(sys.dtype, copy=False)
             self._Z = self._Z.astype(sys.dtype, copy=False)
             if key_m != self._key_m:
-                self._refresh(run, new_precond=True)
+                self._refresh(run, new_precond=not (self.flexible and self._keeps_z(run)))
             elif key_a != self._key_a:
                 self._refresh(run, new_precond=False)
         self._key_a, self._key_m = key_a, key_m

@@ -292,6 +292,10 @@ class LinearProblem(Problem):
     plan: Any = None
     """The job's :class:`pdeml.solvers.planner.Plan` for ``solver="auto"`` (set by the writer
     before a large job; ``None``: the static table)."""
+    surrogate: Any = None
+    """A trained operator used inside the solves (:meth:`use_surrogate`; ``None``: none)."""
+    surrogate_options: dict[str, Any] | None = None
+    """How :attr:`surrogate` is used (set by :meth:`use_surrogate`)."""
     precond_reuse: bool = True
     """Keep a preconditioner (AMG hierarchy, ILU) across neighbours of the sorted sequence,
     rebuilt when the iteration count grows 1.5x (``False``: build one per system)."""
@@ -372,6 +376,103 @@ class LinearProblem(Problem):
         if self.solver == "auto":
             self.plan = plan(self, list(rngs))
 
+    def use_surrogate(self, surrogate: Any, use: str = "guess", space_mode: str = "augment",
+                      every: int = 1, smooth: int = 0) -> None:
+        """Solve with a trained operator inside the solver (:mod:`pdeml.solvers.hybrid`).
+
+        ``surrogate`` is a :class:`~pdeml.solvers.hybrid.FieldSurrogate` (named input fields
+        to named output fields). ``use``: ``"guess"`` (its prediction of the solution starts
+        the iteration), ``"space"`` (its predicted Ritz vectors seed GCRO-DR, combined with the
+        recycled space by ``space_mode``) or ``"correct"`` (a neural coarse correction inside
+        flexible GCRO-DR, every ``every``-th preconditioner application). ``None`` drops it.
+        The stopping test stays on the true residual. Not with a plan: the method is the
+        configured one (``"auto"`` resolves by the static table).
+        """
+        from pdeml.solvers.hybrid import SPACE_MODES, USES
+
+        if surrogate is None:
+            self.surrogate, self.surrogate_options = None, None
+            return
+        if use not in USES:
+            raise ValueError(f"unknown surrogate use '{use}'; use one of {', '.join(USES)}")
+        if space_mode not in SPACE_MODES:
+            raise ValueError(f"unknown space_mode '{space_mode}'; use one of "
+                             f"{', '.join(SPACE_MODES)}")
+        if int(every) != every or every < 1 or int(smooth) != smooth or smooth < 0:
+            raise ValueError(f"every must be >= 1 and smooth >= 0, got {every}, {smooth}")
+        if getattr(self, "stride", 1) != 1:
+            raise ValueError("a surrogate inside the solver needs the stored grid to be the "
+                             "solver grid (solver_resolution = resolution)")
+        self.surrogate = surrogate
+        self.surrogate_options = {"use": use, "space_mode": space_mode, "every": int(every),
+                                  "smooth": int(smooth)}
+        self.surrogate_hooks()  # checks that the surrogate's fields fit the use
+
+    def _to_unknowns(self, fields: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+        """The unknown vector (the interior) from named grid fields (``*_real``/``*_imag``
+        pairs make it complex)."""
+        inner = tuple(slice(1, -1) for _ in np.shape(fields[names[0]]))
+        parts = [np.asarray(fields[n])[inner].reshape(-1) for n in names]
+        return parts[0] + 1j * parts[1] if len(parts) == 2 else parts[0]
+
+    def _from_unknowns(self, x: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Named grid fields (zero boundary) from an unknown vector."""
+        u = self.embed(x)
+        if len(names) == 2:
+            return {names[0]: np.real(u), names[1]: np.imag(u)}
+        return {names[0]: np.real(u)}
+
+    def surrogate_hooks(self) -> Any:
+        """The :class:`~pdeml.solvers.hybrid.Hooks` of :attr:`surrogate` for this problem.
+
+        ``guess``: the surrogate's outputs are the problem's output fields; ``space``: its
+        outputs are Ritz vectors (``ritz:<i>`` or ``ritz_real:<i>``/``ritz_imag:<i>``
+        channels); ``correct``: its inputs are the problem's inputs and the forcing
+        (``f``, or ``f_real``/``f_imag``) of a random-source dataset, its outputs the
+        solution fields.
+        """
+        from pdeml.solvers.hybrid import Hooks, normalized_correction
+
+        sur, use = self.surrogate, (self.surrogate_options or {}).get("use", "guess")
+        outs = list(sur.outputs)
+        sol = [v for v in self.output_vars if v in outs]
+        hooks = Hooks()
+        if use == "guess":
+            if len(sol) != len(self.output_vars):
+                raise ValueError(f"a guess needs a surrogate predicting {list(self.output_vars)}"
+                                 f", got outputs {outs}")
+            hooks.guess = lambda inp: self._to_unknowns(sur(inp), sol)
+        elif use == "space":
+            modes = sorted({int(o.rsplit(":", 1)[1]) for o in outs if o.startswith("ritz")
+                            and ":" in o})
+            if not modes:
+                raise ValueError(f"a recycle space needs a surrogate predicting ritz vectors "
+                                 f"(ritz:<i> channels), got outputs {outs}")
+            cplx = any(o.startswith("ritz_real") for o in outs)
+
+            def space(inp: dict[str, np.ndarray]) -> np.ndarray:
+                y = sur(inp)
+                names = (lambda i: [f"ritz_real:{i}", f"ritz_imag:{i}"]) if cplx else (
+                    lambda i: [f"ritz:{i}"])
+                return np.stack([self._to_unknowns(y, names(i)) for i in modes], axis=1)
+
+            hooks.space = space
+        else:
+            forcing = [v for v in sur.inputs if v == "f" or v.startswith("f_")]
+            if not forcing or len(sol) != len(self.output_vars):
+                raise ValueError(f"a correction needs a surrogate trained on random forcing "
+                                 f"(inputs with f, outputs {list(self.output_vars)}), got "
+                                 f"inputs {list(sur.inputs)} and outputs {outs}")
+
+            def correct(inp: dict[str, np.ndarray], r: np.ndarray) -> np.ndarray:
+                def fields(rn: np.ndarray) -> np.ndarray:
+                    return self._to_unknowns(sur({**inp, **self._from_unknowns(rn, forcing)}),
+                                             sol)
+                return normalized_correction(fields)(r)
+
+            hooks.correct = correct
+        return hooks
+
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return self.sample_batch([rng])[0]
 
@@ -384,18 +485,23 @@ class LinearProblem(Problem):
         inputs = [self.draw_inputs(rng) for rng in rngs]
         systems = [self.system(inp) for inp in inputs]
         xs, stats = self.solve_systems([A for A, _ in systems], [b for _, b in systems],
-                                       [self.sort_features(inp) for inp in inputs])
+                                       [self.sort_features(inp) for inp in inputs],
+                                       inputs=inputs)
         return [{**inp, **self.outputs(x, inp), **{k: np.asarray(v) for k, v in st.items()}}
                 for inp, x, st in zip(inputs, xs, stats, strict=True)]
 
     def solve_systems(self, As: Sequence[Any], bs: Sequence[np.ndarray],
-                      features: Sequence[np.ndarray], method: str | None = None
+                      features: Sequence[np.ndarray], method: str | None = None,
+                      inputs: Sequence[dict[str, np.ndarray]] | None = None,
                       ) -> tuple[list[np.ndarray], list[dict]]:
         """Solve a sequence with the configured method (or ``method``); stats per system,
-        input order."""
+        input order. With a :attr:`surrogate` (and the ``inputs`` it reads) the solves run
+        through :func:`pdeml.solvers.hybrid.solve_with_surrogate`."""
         method = method or self.method_for(As[0].shape[0])
         order = (sort_systems(np.stack(features), "fft") if len(As) > 2
                  else np.arange(len(As)))
+        if self.surrogate is not None and inputs is not None:
+            return self._solve_hybrid(As, bs, inputs, order, method)
         direct = _Direct()
         amg_seq = AmgSequence(self.rtol, self.spd, direct, reuse=self.precond_reuse)
         if method in ("gmres", "gcrodr"):
@@ -409,6 +515,37 @@ class LinearProblem(Problem):
                     xs[i], stats[i] = amg_seq(As[i], bs[i])
                 else:
                     xs[i], stats[i] = direct(As[i], bs[i], self.rtol)
+        self._check(stats, method)
+        return xs, stats
+
+    def _solve_hybrid(self, As: Sequence[Any], bs: Sequence[np.ndarray],
+                      inputs: Sequence[dict[str, np.ndarray]], order: np.ndarray, method: str
+                      ) -> tuple[list[np.ndarray], list[dict]]:
+        """The sequence with the surrogate inside; a system that misses rtol is re-solved by
+        sparse LU (recorded as a fallback), as on the classical path."""
+        from pdeml.solvers.hybrid import solve_with_surrogate
+
+        opt = dict(self.surrogate_options or {"use": "guess"})
+        use = opt.pop("use")
+        if method == "direct":
+            method = "amg" if self.spd else "gcrodr"
+        precond = self.precond if self.precond != "auto" else ("amg" if self.spd else "ilu")
+        if method == "amg":
+            precond = "amg"
+        xs, raw = solve_with_surrogate(
+            As, bs, inputs, order, self.surrogate_hooks(), use, method=method, rtol=self.rtol,
+            precond=seeded_amg if precond == "amg" else precond, m=self.krylov_m,
+            k=self.recycle_k, spd=self.spd, **opt)
+        code = "gcrodr" if use != "guess" else method
+        direct, stats = _Direct(), []
+        for i, st in enumerate(raw):
+            if st["converged"]:
+                stats.append(_stats(code, False, st["iterations"], st["matvecs"],
+                                    st["residual"]))
+                continue
+            xs[i], fix = direct(As[i], bs[i], self.rtol)
+            fix.update(solver_fallback=1, solver_iterations=st["iterations"])
+            stats.append(fix)
         self._check(stats, method)
         return xs, stats
 
