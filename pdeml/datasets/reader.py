@@ -34,21 +34,37 @@ def parse_selector(spec: str) -> tuple[str, int | slice | None]:
     return name, None if start is None else int(start)
 
 
-def has_time_axis(var: h5py.Dataset) -> bool:
-    """Whether axis 1 of a variable is the ``time`` dimension (by its dimension scale)."""
+def _axis1_is(var: h5py.Dataset, dim: str) -> bool:
     if var.ndim < 3:
         return False
-    return any(scale.name.rsplit("/", 1)[-1] == "time" for scale in var.dims[1].values())
+    return any(scale.name.rsplit("/", 1)[-1] == dim for scale in var.dims[1].values())
+
+
+def has_time_axis(var: h5py.Dataset) -> bool:
+    """Whether axis 1 of a variable is the ``time`` dimension (by its dimension scale)."""
+    return _axis1_is(var, "time")
+
+
+def has_mode_axis(var: h5py.Dataset) -> bool:
+    """Whether axis 1 of a variable is a ``mode`` dimension: a stack of fields, such as the
+    Ritz vectors of ``save_ritz``, that the reader serves as channels (all of them for
+    ``"ritz"``, some for ``"ritz[0:4]"``)."""
+    return _axis1_is(var, "mode")
 
 
 def selection_channels(
-    shape: tuple[int, ...], index: int | slice | None, spec: str, path: Path, timed: bool = True
+    shape: tuple[int, ...], index: int | slice | None, spec: str, path: Path, timed: bool = True,
+    stacked: bool = False,
 ) -> tuple[int, tuple[int, ...]]:
     """Channels and spatial shape a selector takes from a variable of ``shape``.
 
     A per-sample scalar (``shape == (n_samples,)``, e.g. a PDE parameter) has no grid of its
     own: its spatial shape is ``None`` and the reader broadcasts it as a constant channel.
+    A ``stacked`` variable (axis 1 is ``mode``, :func:`has_mode_axis`) gives all its modes
+    as channels when the selector names no index.
     """
+    if index is None and stacked:
+        index = slice(None)
     if index is None:
         return 1, (tuple(shape[1:]) if len(shape) > 1 else None)
     if not timed or len(shape) < 3:
@@ -77,6 +93,8 @@ def read_selection(
     """
     name, index = parse_selector(spec)
     var, path = f[name], f.filename
+    if index is None and has_mode_axis(var):  # every mode, one channel each
+        index = slice(None)
     if var.ndim == 1:
         values = np.asarray(read_checked(var, rows, path) if not isinstance(rows, np.ndarray)
                             else read_checked(var, ..., path)[rows], np.float32)
@@ -104,8 +122,12 @@ class H5Dataset(Dataset):
 
     Inputs and outputs are lists of variable selectors stacked along the channel axis: a name
     (``"a"``), one time step of a time series (``"w[-1]"``) or a range of steps as channels
-    (``"w[0:10]"``); see :func:`parse_selector`. A per-sample scalar such as a PDE parameter
-    (``"reynolds"``) becomes a constant channel. The file is
+    (``"w[0:10]"``); see :func:`parse_selector`. A variable with a ``mode`` axis
+    (``(sample, mode, *grid)``, e.g. ``ritz``) gives one channel per mode, in mode order, and
+    ``"ritz[0:2]"`` picks modes; several such variables are concatenated in the order given,
+    so ``["ritz_real", "ritz_imag"]`` is *blocked*: all real parts, then all imaginary parts
+    (the layout :class:`pdeml.trainers.losses.SubspaceLoss` expects). A per-sample scalar
+    such as a PDE parameter (``"reynolds"``) becomes a constant channel. The file is
     opened lazily, once per process (so each DataLoader worker has its own h5py handle), unless
     ``in_memory`` loads the selected variables up front, which is faster for small sets.
 
@@ -135,7 +157,9 @@ class H5Dataset(Dataset):
         with open_h5(self.path) as f:
             check_variables(f, sorted({name for name, _ in parsed.values()}), self.path)
             shapes = {spec: f[name].shape for spec, (name, _) in parsed.items()}
-            timed = {spec: has_time_axis(f[name]) for spec, (name, _) in parsed.items()}
+            stacked = {spec: has_mode_axis(f[name]) for spec, (name, _) in parsed.items()}
+            timed = {spec: has_time_axis(f[name]) or stacked[spec]
+                     for spec, (name, _) in parsed.items()}
             try:
                 n_total = shapes[self.inputs[0]][0]
                 if any(s[0] != n_total for s in shapes.values()):
@@ -143,7 +167,8 @@ class H5Dataset(Dataset):
                 self.indices = np.arange(n_total) if indices is None else np.asarray(indices)
                 chans = {
                     spec: selection_channels(
-                        shapes[spec], parsed[spec][1], spec, self.path, timed[spec]
+                        shapes[spec], parsed[spec][1], spec, self.path, timed[spec],
+                        stacked[spec],
                     )
                     for spec in parsed
                 }

@@ -110,6 +110,7 @@ class FieldSurrogate:
                  threads: int | None = None) -> None:
         self.module, self.inputs, self.outputs = module, list(inputs), list(outputs)
         self.threads = threads
+        self.seconds, self.calls = 0.0, 0  # inference time and calls, for benchmarks
         if hasattr(module, "eval"):
             module.eval()
 
@@ -117,6 +118,7 @@ class FieldSurrogate:
                  ) -> Any:
         import torch
 
+        start = time.perf_counter()
         batch = [fields] if isinstance(fields, dict) else list(fields)
         missing = [v for v in self.inputs if v not in batch[0]]
         if missing:
@@ -136,6 +138,8 @@ class FieldSurrogate:
             raise ValueError(f"the surrogate returned {y.shape[1]} channels, expected "
                              f"{len(self.outputs)} ({', '.join(self.outputs)})")
         out = [{name: y[i, c] for c, name in enumerate(self.outputs)} for i in range(len(batch))]
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
         return out[0] if isinstance(fields, dict) else out
 
 

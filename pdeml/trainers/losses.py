@@ -382,7 +382,116 @@ class SobolevLoss(nn.Module):
         return _reduce(per_sample, self.reduction)
 
 
-LOSSES = {"l2": lambda: LpLoss(2.0), "l1": lambda: LpLoss(1.0), "mse": nn.MSELoss}
+# ----------------------------------------------------------------------------------------------
+# Subspaces
+# ----------------------------------------------------------------------------------------------
+
+
+def _as_bases(x: torch.Tensor, parts: int) -> torch.Tensor:
+    """``(batch, modes * parts, *grid)`` -> ``(batch, n, modes)`` column bases (complex when
+    ``parts == 2``: channels blocked as all real parts, then all imaginary parts)."""
+    b, c = x.shape[:2]
+    if c % parts:
+        raise ValueError(f"subspace loss: {c} channels do not split into {parts} parts")
+    v = x.reshape(b, parts, c // parts, -1).transpose(-1, -2)  # (b, parts, n, modes)
+    return torch.complex(v[:, 0], v[:, 1]) if parts == 2 else v[:, 0]
+
+
+def _sq(x: torch.Tensor) -> torch.Tensor:
+    """``|x|^2`` with a finite gradient at 0 also for complex ``x`` (``abs`` has none)."""
+    return x.real.square() + x.imag.square() if x.is_complex() else x.square()
+
+
+class SubspaceLoss(nn.Module):
+    """Distance between the spans of predicted and target bases (NeurKItt's projection loss).
+
+    Each sample's channels are ``modes * parts`` fields, read as ``modes`` vectors on the
+    grid: ``parts=1`` real, ``parts=2`` complex with the channels *blocked* (modes real parts,
+    then modes imaginary parts), which is how the data loader stacks ``["ritz_real",
+    "ritz_imag"]`` (:class:`pdeml.datasets.reader.H5Dataset`). Per sample, with ``V`` the
+    target basis orthonormalized and ``Q`` the predicted one,
+
+        ``loss = ||V - Q Q^H V||_F^2 / ||V||_F^2``,
+
+    the mean squared sine of the principal angles: 0 when ``span(V)`` lies in the predicted
+    span (any rotation or scaling of the same vectors), 1 when the spans are orthogonal.
+
+    Follows Luo et al., "Neural Krylov Iteration for Accelerating Linear System Solving"
+    (NeurIPS 2024; ``smart-JLuo/NeurKItt``, ``loss.py`` ``ProjectionLoss``): the prediction
+    is orthonormalized by QR (torch's, differentiable; complex for complex systems) and the
+    loss is the part of the target basis outside its span. Departs from it:
+
+    - the QR is taken here, not inside the network, so any pdeml operator (and the
+      normalizers around it) is used unchanged;
+    - squared Frobenius norm over the target's norm, instead of the sum of the column
+      residual norms: bounded in [0, 1] and free of the non-smooth square root at 0;
+    - the target is orthonormalized too (NeurKItt's eigenvectors already are; stored float32
+      Ritz vectors nearly are), and target columns beyond its numerical rank (zero padding
+      where the solver held fewer vectors) are left out;
+    - rank deficiency of the prediction: each predicted vector is scaled to unit norm and the
+      QR is of ``[P; sqrt(eps) I]`` (a Tikhonov-regularized QR), so ``Q Q^H =
+      P (P^H P + eps I)^(-1) P^H``: the span's projector when ``P`` is well conditioned,
+      finite with finite gradients when two predicted vectors coincide or one is zero.
+
+    Parameters
+    ----------
+    parts
+        1 (real vectors) or 2 (complex, blocked real/imaginary channels).
+    eps
+        The regularization of the prediction's QR (relative to unit vectors).
+    rank_tol
+        Target columns whose QR diagonal is below ``rank_tol`` times the largest are left out.
+    reduction
+        ``"mean"``, ``"sum"`` or ``"none"`` over the batch.
+    """
+
+    def __init__(self, parts: int = 1, eps: float = 1e-6, rank_tol: float = 1e-4,
+                 reduction: str = "mean") -> None:
+        super().__init__()
+        if parts not in (1, 2):
+            raise ValueError(f"subspace loss: parts must be 1 (real) or 2 (complex), got {parts}")
+        if not eps > 0 or not rank_tol > 0:
+            raise ValueError(f"subspace loss: eps and rank_tol must be positive, got {eps}, "
+                             f"{rank_tol}")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"unknown reduction '{reduction}'; use mean, sum or none")
+        self.parts, self.eps, self.rank_tol = int(parts), float(eps), float(rank_tol)
+        self.reduction = reduction
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Plain settings that :func:`make_loss` turns back into this loss."""
+        return {"name": "subspace", "parts": self.parts, "eps": self.eps,
+                "rank_tol": self.rank_tol, "reduction": self.reduction}
+
+    def _target(self, target: torch.Tensor) -> torch.Tensor:
+        """Orthonormal target bases; columns past the numerical rank are zero."""
+        with torch.no_grad():
+            Q, R = torch.linalg.qr(_as_bases(target, self.parts))
+            d = torch.diagonal(R, dim1=-2, dim2=-1).abs()
+            keep = d > self.rank_tol * d.amax(-1, keepdim=True).clamp_min(1e-30)
+        return Q * keep.unsqueeze(-2)
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if pred.shape != target.shape:
+            raise ValueError(
+                f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ"
+            )
+        V = self._target(target.detach())
+        P = _as_bases(pred, self.parts)
+        P = P / _sq(P).sum(-2, keepdim=True).add(1e-30).sqrt()
+        k = P.shape[-1]
+        reg = math.sqrt(self.eps) * torch.eye(k, dtype=P.dtype, device=P.device)
+        R = torch.linalg.qr(torch.cat([P, reg.expand(P.shape[0], k, k)], dim=-2))[1]
+        Q = torch.linalg.solve_triangular(R, P, upper=True, left=False)  # P R^{-1}
+        residual = V - Q @ (Q.mH @ V)
+        num = _sq(residual).flatten(1).sum(1)
+        den = _sq(V).flatten(1).sum(1)
+        return _reduce(num / den.clamp_min(1.0), self.reduction)
+
+
+LOSSES = {"l2": lambda: LpLoss(2.0), "l1": lambda: LpLoss(1.0), "mse": nn.MSELoss,
+          "subspace": SubspaceLoss}
 
 
 # neuraloperator's H1Loss: ||u||^2 + ||grad u||^2 (relative), central differences on a periodic
@@ -403,6 +512,8 @@ def _loss_from_name(name: str, kwargs: dict[str, Any]) -> nn.Module:
             return LpLoss(**({"p": float(name[1])} if name != "lp" else {}), **kwargs)
         if name == "mse":
             return nn.MSELoss(**kwargs)
+        if name == "subspace":
+            return SubspaceLoss(**kwargs)
     except TypeError as err:
         raise ValueError(f"bad settings for loss '{name}': {err}") from None
     known = ", ".join([*LOSSES, "lp", "sobolev", "h1-neuralop", "h<s> (e.g. h1, h-1, h0.5)"])
@@ -419,11 +530,12 @@ def make_loss(spec: str | Mapping[str, Any] | nn.Module) -> nn.Module:
         relative ``H^s`` loss (``h1``, ``h-1``, ``h0.5``: periodic, integer weighting, i.e.
         ``(1 + |k|^2)^s``), or ``h1-neuralop``, neuraloperator's relative H1 loss
         ``(||e||^2 + ||grad e||^2)^(1/2) / (||y||^2 + ||grad y||^2)^(1/2)`` (periodic central
-        differences). Or a
+        differences), or ``subspace`` (:class:`SubspaceLoss`, real bases). Or a
         mapping with ``name`` (any of those, ``lp`` or ``sobolev``) and the loss's arguments,
         e.g. ``{"name": "sobolev", "s": -1, "relative": False, "weighting": "angular",
-        "alpha": 0, "periodic": False}``; the ``config`` of :class:`LpLoss` and
-        :class:`SobolevLoss` is such a mapping. Or an ``nn.Module``.
+        "alpha": 0, "periodic": False}`` or ``{"name": "subspace", "parts": 2}``; the
+        ``config`` of :class:`LpLoss`, :class:`SobolevLoss` and :class:`SubspaceLoss` is such
+        a mapping. Or an ``nn.Module``.
 
     Returns
     -------

@@ -320,6 +320,7 @@ def solve_sequence(
     n_systems: int | None = None,
     precond_options: dict[str, Any] | None = None,
     precond_reuse: bool = True,
+    after_system: Callable[[int, Any], None] | None = None,
 ) -> SequenceResult:
     """Solve ``A_i x_i = b_i`` for a sequence of related systems, recycling along the way.
 
@@ -361,6 +362,11 @@ def solve_sequence(
     precond_reuse
         ``False`` builds a fresh preconditioner for every system (the baseline that reuse
         is measured against).
+    after_system
+        Called as ``after_system(i, solver)`` right after system ``i`` (original index) is
+        solved and checked, before the next one starts: e.g. to read a
+        :class:`GCRODR`'s recycled space ``solver.U`` as it stands for system ``i``. It
+        must not change the solver's state.
 
     Returns
     -------
@@ -400,6 +406,8 @@ def solve_sequence(
         solutions[i] = state.solve(A, b, st)
         st.time = time.perf_counter() - start
         stats[i] = st
+        if after_system is not None:
+            after_system(i, solver)
     sizes = {len(x) for x in solutions}
     out = np.stack(solutions) if len(sizes) == 1 else solutions
     return SequenceResult(out, stats, order)

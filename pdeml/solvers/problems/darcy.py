@@ -10,9 +10,10 @@ import scipy.sparse.linalg as spla
 
 from pdeml.solvers.fields import lognormal, piecewise_constant
 from pdeml.solvers.problems.base import Variable
-from pdeml.solvers.problems.linear import LinearProblem
+from pdeml.solvers.problems.linear import LinearProblem, random_source
 
 COEFFICIENTS = ("piecewise_constant", "lognormal")
+SOURCES = ("constant", "random")
 LOGNORMAL_AMG_FROM = 160 * 160  # unknowns from which `auto` takes AMG for log-normal a
 
 
@@ -39,14 +40,21 @@ class DarcyFlow(LinearProblem):
         ``"piecewise_constant"`` (FNO paper: GRF thresholded to ``high``/``low``) or
         ``"lognormal"`` (``exp`` of a GRF).
     forcing
-        Constant right-hand side ``f``.
+        Constant right-hand side ``f`` (``source="constant"``).
+    source
+        ``"constant"`` (``f = forcing``) or ``"random"`` (a new ``f`` per sample, input ``f``).
+        A random ``f`` is :func:`~pdeml.solvers.problems.linear.random_source`: a GRF with
+        ``alpha, tau``, zero on the boundary, unit RMS, stored as the input variable ``f``.
     alpha, tau
-        GRF covariance parameters of the coefficient.
+        GRF covariance parameters of the coefficient (and of a random source).
     high, low
         The two values of the piecewise-constant coefficient.
     solver, rtol, precond, krylov_m, recycle_k
         How the systems are solved and checked, see
         :class:`~pdeml.solvers.problems.linear.LinearProblem`.
+    save_ritz
+        GCRO-DR's recycled vectors stored per sample as ``ritz`` (0 = none).
+        See :class:`~pdeml.solvers.problems.linear.LinearProblem`.
     """
 
     name: ClassVar[str] = "darcy"
@@ -69,6 +77,8 @@ class DarcyFlow(LinearProblem):
         krylov_m: int = 40,
         recycle_k: int = 20,
         solver_resolution: int | None = None,
+        source: str = "constant",
+        save_ritz: int = 0,
     ) -> None:
         if int(resolution) != resolution or resolution < 4:
             raise ValueError(f"darcy resolution must be an integer >= 4, got {resolution}")
@@ -85,15 +95,21 @@ class DarcyFlow(LinearProblem):
             )
         if not (high > 0 and low > 0):
             raise ValueError("darcy coefficient values must be positive")
+        if source not in SOURCES:
+            raise ValueError(f"unknown darcy source '{source}'; use one of {', '.join(SOURCES)}")
+        self.source = source
+        self.input_vars = ("a", "f") if source == "random" else ("a",)
         self.resolution = int(resolution)
         self.coefficient = coefficient
         self.forcing = float(forcing)
         self.alpha, self.tau, self.high, self.low = float(alpha), float(tau), high, low
-        self._setup_solver(solver, rtol, precond, krylov_m, recycle_k)
+        self._setup_solver(solver, rtol, precond, krylov_m, recycle_k, save_ritz)
 
     def field_variables(self) -> dict[str, Variable]:
+        forcing = {"f": Variable(("y", "x"), "1", "random source (zero on the boundary)")}
         return {
             "a": Variable(("y", "x"), "1", "diffusion coefficient"),
+            **(forcing if self.source == "random" else {}),
             "u": Variable(("y", "x"), "1", "solution"),
         }
 
@@ -108,6 +124,8 @@ class DarcyFlow(LinearProblem):
             "solver_resolution": self.solver_resolution,
             "coefficient": self.coefficient,
             "forcing": self.forcing,
+            "source": self.source,
+            "save_ritz": self.save_ritz,
             "alpha": self.alpha,
             "tau": self.tau,
             "high": float(self.high),
@@ -170,14 +188,18 @@ class DarcyFlow(LinearProblem):
         return super().static_method(n_unknowns)
 
     def draw_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return {"a": self.draw_coefficient(rng)}
+        a = self.draw_coefficient(rng)
+        if self.source == "random":  # drawn after a: the coefficient is that of "constant"
+            return {"a": a, "f": random_source(a.shape, rng, self.alpha, self.tau)}
+        return {"a": a}
 
     def system(self, inputs: dict[str, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
-        return self.assemble(inputs["a"])
+        return self.assemble(inputs["a"], inputs.get("f"))
 
     def outputs(self, x: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         k = self.stride
         if k == 1:
             return {"u": self.embed(x)}
-        # Stored on the coarse nodes; "a" replaces the solver-grid coefficient in the sample.
-        return {"a": inputs["a"][::k, ::k], "u": self.embed(x)[::k, ::k]}
+        # Stored on the coarse nodes; "a" (and "f") replace the solver-grid fields in the sample.
+        coarse = {v: inputs[v][::k, ::k] for v in self.input_vars}
+        return {**coarse, "u": self.embed(x)[::k, ::k]}

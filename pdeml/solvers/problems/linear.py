@@ -30,18 +30,20 @@ recorded per sample (``solver_fallback``). A system that still misses it raises
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from pdeml.solvers.fields import grid_points
+from pdeml.solvers.fields import gaussian_random_field, grid_points
 from pdeml.solvers.krylov import GCRODR, GMRES, amg, solve_sequence, sort_systems
+from pdeml.solvers.krylov.gcrodr import _smallest_harmonic_ritz
 from pdeml.solvers.problems.base import Problem, Variable, box_boundaries
 
-__all__ = ["LinearProblem", "SOLVERS", "STAT_VARIABLES", "assemble_diffusion", "auto_method"]
+__all__ = ["LinearProblem", "SOLVERS", "STAT_VARIABLES", "assemble_diffusion", "auto_method",
+           "random_source", "ritz_basis"]
 
 SOLVERS = ("direct", "amg", "gmres", "gcrodr", "auto")
 PRECONDS = ("auto", "none", "ilu", "amg")
@@ -249,23 +251,100 @@ class AmgSequence:
 
 
 def _solve_krylov(As: Sequence[Any], bs: Sequence[np.ndarray], order: np.ndarray, method: str,
-                  rtol: float, precond: str, m: int, k: int, reuse: bool = True
+                  rtol: float, precond: str, m: int, k: int, reuse: bool = True,
+                  after_system: Callable[[int, Any], None] | None = None
                   ) -> tuple[list, list]:
     """One solver object along the sorted sequence: recycling, precond reuse, warm start.
 
     Classical Gram-Schmidt twice (``cgs2``), the solvers' default: the same iteration counts
-    as modified Gram-Schmidt and about half the time per iteration.
+    as modified Gram-Schmidt and about half the time per iteration. ``after_system(i,
+    solver)`` runs after each system (see :func:`~pdeml.solvers.krylov.solve_sequence`).
     """
     solver = GCRODR(m, k, orthog="cgs2") if method == "gcrodr" else GMRES(m, orthog="cgs2")
     out = solve_sequence(list(As), list(bs), solver, order=order, rtol=rtol,
                          precond=seeded_amg if precond == "amg" else precond,
-                         precond_reuse=reuse)
+                         precond_reuse=reuse, after_system=after_system)
     xs, stats = list(out.solutions), []
     for A, b, x, st in zip(As, bs, xs, out.stats, strict=True):
         res = _relres(A, b, x)
         used = {"krylov": method, "krylov+fresh-precond": method}.get(st.method, "direct")
         stats.append(_stats(used, st.method != "krylov", st.n_iter, st.n_matvec, res))
     return xs, stats
+
+
+# -- random right-hand sides (source="random") ------------------------------------------------
+
+
+def random_source(shape: tuple[int, ...], rng: np.random.Generator, alpha: float, tau: float,
+                  complex_valued: bool = False) -> np.ndarray:
+    """A forcing drawn as a Gaussian random field, zero on the boundary, unit RMS inside.
+
+    The training data of HINTS-style corrections (Kopaničáková and Karniadakis, NMI 2024):
+    by linearity an operator fitted on (coefficient, random ``f``) -> ``u`` maps a residual
+    ``r`` to the error ``e`` with ``A e = r``. The field is
+    :func:`~pdeml.solvers.fields.gaussian_random_field` with the problem's ``alpha, tau``
+    (real and imaginary parts drawn independently, in that order, when ``complex_valued``),
+    set to zero on the Dirichlet boundary and scaled to unit RMS over the interior nodes,
+    the scale a residual is normalized to before the network
+    (:func:`pdeml.solvers.hybrid.normalized_correction`).
+    """
+    f = gaussian_random_field(shape, rng, alpha=alpha, tau=tau)
+    if complex_valued:
+        f = f + 1j * gaussian_random_field(shape, rng, alpha=alpha, tau=tau)
+    inner = (slice(1, -1),) * len(shape)
+    out = np.zeros(shape, dtype=f.dtype)
+    out[inner] = f[inner]
+    rms = float(np.sqrt(np.mean(np.abs(out[inner]) ** 2)))
+    return out / rms if rms > 0 else out
+
+
+# -- harmonic Ritz vectors as data (save_ritz) ------------------------------------------------
+
+RITZ_RANK_TOL = 1e-10
+
+
+def ritz_basis(solver: GCRODR, j: int, n: int) -> np.ndarray:
+    """The first ``j`` vectors of ``solver``'s recycled space: orthonormal, ``(n, j)``.
+
+    GCRO-DR keeps ``U`` with ``C = op U``, ``C^H C = I`` (``op = A M``, right preconditioning),
+    but the columns of ``U`` are mixed by its pivoted QR. The harmonic Ritz pairs of ``op``
+    in ``span(U)`` solve ``C^H C z = theta C^H U z``; when ``U`` came out of a cycle's
+    harmonic Ritz step they are exactly the pairs that cycle chose, so this only restores
+    their order: smallest ``|theta|`` first (a real problem keeps a complex pair as its real
+    and imaginary parts, as the solver does). The vectors ``U Z`` are then orthonormalized
+    in that order (Householder QR: the first ``i`` columns span the first ``i`` vectors),
+    each column's largest entry is made real and positive (a fixed sign/phase), and columns
+    beyond the numerical rank, or beyond what the solver holds, are zero.
+    """
+    out = np.zeros((n, j), dtype=float)
+    U, C = solver.U, solver.C
+    if U is None or C is None or U.shape[0] != n or j == 0:
+        return out
+    real = not np.iscomplexobj(U)
+    k = U.shape[1]
+    Z = _smallest_harmonic_ritz(np.eye(k, dtype=U.dtype), C.conj().T @ U, k, real)
+    if Z.shape[1] == 0:
+        Z = np.eye(k, dtype=U.dtype)  # no finite pair: keep the solver's order
+    Q, R = np.linalg.qr(U @ Z)
+    diag = np.abs(np.diag(R))
+    rank = int(np.sum(diag > RITZ_RANK_TOL * diag.max())) if diag.size and diag.max() > 0 else 0
+    Q = Q[:, :min(rank, j)]
+    peak = Q[np.argmax(np.abs(Q), axis=0), np.arange(Q.shape[1])]
+    Q = Q * (np.abs(peak) / np.where(peak == 0, 1, peak))
+    out = out.astype(Q.dtype)
+    out[:, :Q.shape[1]] = Q
+    return out
+
+
+class _RitzRecorder:
+    """``after_system`` hook: each system's :func:`ritz_basis` right after its solve."""
+
+    def __init__(self, j: int, sizes: Sequence[int]) -> None:
+        self.j, self.sizes = j, list(sizes)
+        self.bases: list[np.ndarray | None] = [None] * len(self.sizes)
+
+    def __call__(self, i: int, solver: Any) -> None:
+        self.bases[i] = ritz_basis(solver, self.j, self.sizes[i])
 
 
 class LinearProblem(Problem):
@@ -283,6 +362,14 @@ class LinearProblem(Problem):
         of a shard and reused while the iteration count stays within 1.5x of that solve.
     krylov_m, recycle_k
         Search space per cycle ``m`` and recycled vectors ``k`` of GMRES(m) / GCRO-DR(m, k).
+    save_ritz
+        ``j > 0`` (at most ``recycle_k``): generation solves with GCRO-DR (``solver`` must be
+        ``"gcrodr"`` or ``"auto"``) and stores, per sample, the first ``j`` vectors of the
+        recycled space right after that sample's solve (:func:`ritz_basis`: orthonormal
+        harmonic Ritz vectors of the right-preconditioned operator ``A M``, smallest
+        harmonic Ritz values first) on the node grid with a zero boundary, as ``ritz``
+        (``ritz_real``/``ritz_imag`` for complex problems) with dims ``("mode", *grid)``.
+        The other variables are those of ``solver="gcrodr"`` bit for bit.
     """
 
     spd: ClassVar[bool] = True
@@ -299,9 +386,13 @@ class LinearProblem(Problem):
     precond_reuse: bool = True
     """Keep a preconditioner (AMG hierarchy, ILU) across neighbours of the sorted sequence,
     rebuilt when the iteration count grows 1.5x (``False``: build one per system)."""
+    save_ritz: int = 0
+    """Recycled vectors stored per sample (see the class doc; 0: none)."""
+    complex_valued: ClassVar[bool] = False
+    """The unknowns are complex (stored as ``*_real``/``*_imag`` pairs)."""
 
     def _setup_solver(self, solver: str = "auto", rtol: float = 1e-8, precond: str = "auto",
-                      krylov_m: int = 40, recycle_k: int = 20) -> None:
+                      krylov_m: int = 40, recycle_k: int = 20, save_ritz: int = 0) -> None:
         if solver not in SOLVERS:
             raise ValueError(f"unknown solver '{solver}'; use one of {', '.join(SOLVERS)}")
         if precond not in PRECONDS:
@@ -312,6 +403,13 @@ class LinearProblem(Problem):
             raise ValueError(f"need 1 <= recycle_k < krylov_m, got {recycle_k}, {krylov_m}")
         self.solver, self.rtol, self.precond = solver, float(rtol), precond
         self.krylov_m, self.recycle_k = int(krylov_m), int(recycle_k)
+        if int(save_ritz) != save_ritz or not 0 <= save_ritz <= self.recycle_k:
+            raise ValueError(f"save_ritz must be an integer in [0, recycle_k={self.recycle_k}], "
+                             f"got {save_ritz}")
+        if save_ritz and getattr(self, "stride", 1) != 1:
+            raise ValueError("save_ritz needs the stored grid to be the solver grid "
+                             "(solver_resolution = resolution)")
+        self.save_ritz = int(save_ritz)
 
     @property
     def h(self) -> float:
@@ -320,7 +418,35 @@ class LinearProblem(Problem):
 
     def coords(self) -> dict[str, np.ndarray]:
         x = grid_points(self.resolution, "bounded")
-        return {"y": x.copy(), "x": x}
+        return {"y": x.copy(), "x": x, **self.ritz_coords()}
+
+    def ritz_coords(self) -> dict[str, np.ndarray]:
+        """The ``mode`` coordinate of the stored Ritz vectors (none without ``save_ritz``)."""
+        return {"mode": np.arange(self.save_ritz)} if self.save_ritz else {}
+
+    def ritz_variables(self) -> dict[str, Variable]:
+        """``ritz`` (or ``ritz_real``/``ritz_imag``) with dims ``("mode", *grid)``."""
+        if not self.save_ritz:
+            return {}
+        dims = ("mode", *self.field_variables()[self.output_vars[0]].dims)
+        what = ("harmonic Ritz vectors of the right-preconditioned operator (GCRO-DR's "
+                "recycled space), orthonormal, smallest harmonic Ritz values first")
+        if self.complex_valued:
+            return {"ritz_real": Variable(dims, "1", f"real part of the {what}"),
+                    "ritz_imag": Variable(dims, "1", f"imaginary part of the {what}")}
+        return {"ritz": Variable(dims, "1", what)}
+
+    def ritz_fields(self, basis: np.ndarray | None, n: int) -> dict[str, np.ndarray]:
+        """The ``(n, j)`` basis of :func:`ritz_basis` as ``(j, *grid)`` fields, zero boundary."""
+        j = self.save_ritz
+        basis = np.zeros((n, j)) if basis is None else basis
+        d = len(self.field_variables()[self.output_vars[0]].dims)
+        s = self.resolution
+        grid = np.zeros((j, *(s,) * d), dtype=basis.dtype)
+        grid[(slice(None), *(slice(1, -1),) * d)] = basis.T.reshape(j, *(s - 2,) * d)
+        if self.complex_valued:
+            return {"ritz_real": grid.real.copy(), "ritz_imag": grid.imag.copy()}
+        return {"ritz": grid.real.copy()}
 
     def boundary_conditions(self) -> dict[str, dict[str, Any]]:
         # u = 0 on the walls; SteadyHeat overrides this with its non-zero walls
@@ -349,7 +475,7 @@ class LinearProblem(Problem):
 
     # -- shared machinery ----------------------------------------------------------------------
     def variables(self) -> dict[str, Variable]:
-        return {**self.field_variables(), **STAT_VARIABLES}
+        return {**self.field_variables(), **self.ritz_variables(), **STAT_VARIABLES}
 
     def solver_attrs(self) -> dict[str, Any]:
         """Solver settings for the file's provenance."""
@@ -373,7 +499,7 @@ class LinearProblem(Problem):
         """Plan ``auto`` on the systems ``rngs`` draw (:mod:`pdeml.solvers.planner`)."""
         from pdeml.solvers.planner import plan
 
-        if self.solver == "auto":
+        if self.solver == "auto" and not self.save_ritz:  # save_ritz fixes GCRO-DR
             self.plan = plan(self, list(rngs))
 
     def use_surrogate(self, surrogate: Any, use: str = "guess", space_mode: str = "augment",
@@ -484,15 +610,33 @@ class LinearProblem(Problem):
         """
         inputs = [self.draw_inputs(rng) for rng in rngs]
         systems = [self.system(inp) for inp in inputs]
+        ritz = self._ritz_recorder([A.shape[0] for A, _ in systems])
         xs, stats = self.solve_systems([A for A, _ in systems], [b for _, b in systems],
                                        [self.sort_features(inp) for inp in inputs],
-                                       inputs=inputs)
-        return [{**inp, **self.outputs(x, inp), **{k: np.asarray(v) for k, v in st.items()}}
-                for inp, x, st in zip(inputs, xs, stats, strict=True)]
+                                       inputs=inputs, **({} if ritz is None else {
+                                           "method": "gcrodr", "after_system": ritz}))
+        samples = [{**inp, **self.outputs(x, inp), **{k: np.asarray(v) for k, v in st.items()}}
+                   for inp, x, st in zip(inputs, xs, stats, strict=True)]
+        if ritz is not None:
+            for sample, basis, n in zip(samples, ritz.bases, ritz.sizes, strict=True):
+                sample.update(self.ritz_fields(basis, n))
+        return samples
+
+    def _ritz_recorder(self, sizes: Sequence[int]) -> _RitzRecorder | None:
+        """The hook that collects :func:`ritz_basis` per system (``None``: no ``save_ritz``)."""
+        if not self.save_ritz:
+            return None
+        if self.solver not in ("auto", "gcrodr"):
+            raise ValueError(f"save_ritz stores GCRO-DR's recycled space: use solver='gcrodr' "
+                             f"(or 'auto'), not '{self.solver}'")
+        if self.surrogate is not None:
+            raise ValueError("save_ritz is not available with a surrogate inside the solver")
+        return _RitzRecorder(self.save_ritz, sizes)
 
     def solve_systems(self, As: Sequence[Any], bs: Sequence[np.ndarray],
                       features: Sequence[np.ndarray], method: str | None = None,
                       inputs: Sequence[dict[str, np.ndarray]] | None = None,
+                      after_system: Callable[[int, Any], None] | None = None,
                       ) -> tuple[list[np.ndarray], list[dict]]:
         """Solve a sequence with the configured method (or ``method``); stats per system,
         input order. With a :attr:`surrogate` (and the ``inputs`` it reads) the solves run
@@ -507,7 +651,8 @@ class LinearProblem(Problem):
         if method in ("gmres", "gcrodr"):
             precond = self.precond if self.precond != "auto" else ("amg" if self.spd else "ilu")
             xs, stats = _solve_krylov(As, bs, order, method, self.rtol, precond, self.krylov_m,
-                                      self.recycle_k, self.precond_reuse)
+                                      self.recycle_k, self.precond_reuse,
+                                      after_system=after_system)
         else:
             xs, stats = [None] * len(As), [None] * len(As)
             for i in order:

@@ -23,7 +23,7 @@ from pdeml.solvers.fields import (
     piecewise_constant,
 )
 from pdeml.solvers.problems.base import Variable
-from pdeml.solvers.problems.linear import LinearProblem
+from pdeml.solvers.problems.linear import LinearProblem, random_source
 
 __all__ = ["Darcy3D", "Helmholtz3D", "assemble_diffusion_nd"]
 
@@ -85,7 +85,13 @@ class _Cube(LinearProblem):
 
     def coords(self) -> dict[str, np.ndarray]:
         x = grid_points(self.resolution, "bounded")
-        return {"z": x.copy(), "y": x.copy(), "x": x}
+        return {"z": x.copy(), "y": x.copy(), "x": x, **self.ritz_coords()}
+
+    def _check_source(self, source: str, sources: tuple[str, ...]) -> str:
+        if source not in sources:
+            raise ValueError(f"unknown {self.name} source '{source}'; use one of "
+                             f"{', '.join(sources)}")
+        return source
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -115,12 +121,19 @@ class Darcy3D(_Cube):
         ``"lognormal"`` (``exp`` of a 3-D GRF) or ``"piecewise_constant"`` (a 3-D GRF
         thresholded to ``high``/``low``).
     forcing
-        Constant source ``f``.
+        Constant source ``f`` (``source="constant"``).
+    source
+        ``"constant"`` (``f = forcing``) or ``"random"`` (a new ``f`` per sample, input ``f``).
+        A random ``f`` is :func:`~pdeml.solvers.problems.linear.random_source`: a 3-D GRF
+        with ``alpha, tau``, zero on the boundary, unit RMS.
     alpha, tau
         GRF covariance parameters (``alpha > 3/2`` in 3-D).
     high, low
         The two values of the piecewise-constant coefficient.
     solver, rtol, precond, krylov_m, recycle_k
+        See :class:`~pdeml.solvers.problems.linear.LinearProblem`.
+    save_ritz
+        GCRO-DR's recycled vectors stored per sample as ``ritz`` (0 = none).
         See :class:`~pdeml.solvers.problems.linear.LinearProblem`.
     """
 
@@ -133,8 +146,10 @@ class Darcy3D(_Cube):
                  forcing: float = 1.0, alpha: float = 2.5, tau: float = 3.0,
                  high: float = 12.0, low: float = 3.0, solver: str = "auto",
                  rtol: float = 1e-8, precond: str = "auto", krylov_m: int = 40,
-                 recycle_k: int = 20) -> None:
+                 recycle_k: int = 20, source: str = "constant", save_ritz: int = 0) -> None:
         self.resolution = self._check_resolution(resolution)
+        self.source = self._check_source(source, ("constant", "random"))
+        self.input_vars = ("a", "f") if source == "random" else ("a",)
         if coefficient not in ("lognormal", "piecewise_constant"):
             raise ValueError(f"unknown darcy3d coefficient '{coefficient}'; use lognormal or "
                              "piecewise_constant")
@@ -142,7 +157,7 @@ class Darcy3D(_Cube):
             raise ValueError("darcy3d needs high, low > 0 and alpha > 3/2")
         self.coefficient, self.forcing = coefficient, float(forcing)
         self.alpha, self.tau, self.high, self.low = float(alpha), float(tau), high, low
-        self._setup_solver(solver, rtol, precond, krylov_m, recycle_k)
+        self._setup_solver(solver, rtol, precond, krylov_m, recycle_k, save_ritz)
 
     def auto_choice(self, n_unknowns: int) -> str:
         """AMG + CG: fastest for 3-D Darcy at 24³, 32³ and 48³ (``scripts/bench_auto.py``:
@@ -150,12 +165,16 @@ class Darcy3D(_Cube):
         return "amg"
 
     def field_variables(self) -> dict[str, Variable]:
-        return {"a": Variable(("z", "y", "x"), "1", "diffusion coefficient"),
-                "u": Variable(("z", "y", "x"), "1", "solution")}
+        dims = ("z", "y", "x")
+        forcing = {"f": Variable(dims, "1", "random source (zero on the boundary)")}
+        return {"a": Variable(dims, "1", "diffusion coefficient"),
+                **(forcing if self.source == "random" else {}),
+                "u": Variable(dims, "1", "solution")}
 
     def attrs(self) -> dict[str, Any]:
         return {"resolution": self.resolution, "coefficient": self.coefficient,
-                "forcing": self.forcing, "alpha": self.alpha, "tau": self.tau,
+                "forcing": self.forcing, "source": self.source, "save_ritz": self.save_ritz,
+                "alpha": self.alpha, "tau": self.tau,
                 "high": float(self.high), "low": float(self.low),
                 "discretization": "finite volume, 7-point, harmonic face averages",
                 **self.solver_attrs()}
@@ -172,10 +191,12 @@ class Darcy3D(_Cube):
             a = piecewise_constant(self.shape, rng, self.high, self.low, self.alpha, self.tau)
         else:
             a = lognormal(self.shape, rng, self.alpha, self.tau)
+        if self.source == "random":  # drawn after a: the coefficient is that of "constant"
+            return {"a": a, "f": random_source(self.shape, rng, self.alpha, self.tau)}
         return {"a": a}
 
     def system(self, inputs: dict[str, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
-        return self.assemble(inputs["a"])
+        return self.assemble(inputs["a"], inputs.get("f"))
 
     def outputs(self, x: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return {"u": self.embed(x)}
@@ -188,9 +209,9 @@ class Helmholtz3D(_Cube):
     """``-Laplace u - k(x)^2 (1 + i gamma) u = f`` on the unit cube, ``u = 0`` on the boundary.
 
     ``k(x) = k0 (1 + contrast tanh(g(x)))`` with ``g`` a 3-D GRF; a Gaussian source at the
-    centre. The damping ``gamma > 0`` keeps every draw away from resonances (complex
-    symmetric, indefinite, non-singular), as in the 2-D ``helmholtz`` problem. The solution
-    is stored as its real and imaginary parts.
+    centre (or a random one, ``source="random"``). The damping ``gamma > 0`` keeps every
+    draw away from resonances (complex symmetric, indefinite, non-singular), as in the 2-D
+    ``helmholtz`` problem. The solution is stored as its real and imaginary parts.
 
     Parameters
     ----------
@@ -199,28 +220,41 @@ class Helmholtz3D(_Cube):
     k0, contrast, gamma, width
         Mean wavenumber, its relative variation, the damping and the source width.
     alpha, tau
-        GRF covariance parameters of ``g``.
+        GRF covariance parameters of ``g`` (and of a random source).
+    source
+        ``"gaussian"`` (a bump at the centre) or ``"random"`` (inputs ``f_real``, ``f_imag``).
+        The bump has width ``width`` (:meth:`gaussian_source`); a random ``f = f_real + i
+        f_imag`` is drawn per sample (:func:`~pdeml.solvers.problems.linear.random_source`:
+        independent 3-D GRFs with ``alpha, tau``, zero on the boundary, unit RMS).
     solver, rtol, precond, krylov_m, recycle_k
         See :class:`~pdeml.solvers.problems.linear.LinearProblem`.
+    save_ritz
+        GCRO-DR's recycled vectors stored per sample as ``ritz_real``, ``ritz_imag`` (0 = none).
+        Dims ``(mode, z, y, x)``; see :class:`~pdeml.solvers.problems.linear.LinearProblem`.
     """
 
     name: ClassVar[str] = "helmholtz3d"
     order: ClassVar[int] = 2
     spd: ClassVar[bool] = False
+    complex_valued: ClassVar[bool] = True
     input_vars: ClassVar[tuple[str, ...]] = ("k",)
     output_vars: ClassVar[tuple[str, ...]] = ("u_real", "u_imag")
 
     def __init__(self, resolution: int = 32, k0: float = 10.0, contrast: float = 0.2,
                  gamma: float = 0.05, width: float = 0.05, alpha: float = 2.5,
                  tau: float = 3.0, solver: str = "auto", rtol: float = 1e-8,
-                 precond: str = "auto", krylov_m: int = 40, recycle_k: int = 20) -> None:
+                 precond: str = "auto", krylov_m: int = 40, recycle_k: int = 20,
+                 source: str = "gaussian", save_ritz: int = 0) -> None:
         self.resolution = self._check_resolution(resolution)
+        self.source = self._check_source(source, ("gaussian", "random"))
+        if source == "random":
+            self.input_vars = ("k", "f_real", "f_imag")
         if not (0.0 <= contrast < 1.0 and gamma > 0.0 and k0 >= 0.0 and width > 0.0):
             raise ValueError("helmholtz3d needs 0 <= contrast < 1, gamma > 0, k0 >= 0, "
                              "width > 0")
         self.k0, self.contrast, self.gamma = float(k0), float(contrast), float(gamma)
         self.width, self.alpha, self.tau = float(width), float(alpha), float(tau)
-        self._setup_solver(solver, rtol, precond, krylov_m, recycle_k)
+        self._setup_solver(solver, rtol, precond, krylov_m, recycle_k, save_ritz)
 
     def auto_choice(self, n_unknowns: int) -> str:
         """GCRO-DR + reused ILU below 20 000 unknowns, AMG + GMRES above.
@@ -234,18 +268,22 @@ class Helmholtz3D(_Cube):
 
     def field_variables(self) -> dict[str, Variable]:
         dims = ("z", "y", "x")
+        forcing = {"f_real": Variable(dims, "1", "real part of the random source"),
+                   "f_imag": Variable(dims, "1", "imaginary part of the random source")}
         return {"k": Variable(dims, "1", "wavenumber"),
+                **(forcing if self.source == "random" else {}),
                 "u_real": Variable(dims, "1", "real part of the solution"),
                 "u_imag": Variable(dims, "1", "imaginary part of the solution")}
 
     def attrs(self) -> dict[str, Any]:
         return {"resolution": self.resolution, "k0": self.k0, "contrast": self.contrast,
-                "gamma": self.gamma, "width": self.width, "alpha": self.alpha,
+                "gamma": self.gamma, "width": self.width, "source": self.source,
+                "save_ritz": self.save_ritz, "alpha": self.alpha,
                 "tau": self.tau, "discretization": "7-point finite differences, complex shift",
                 **self.solver_attrs()}
 
-    def source(self) -> np.ndarray:
-        """The Gaussian source centred in the cube, on the node grid."""
+    def gaussian_source(self) -> np.ndarray:
+        """The Gaussian source centred in the cube, on the node grid (``source="gaussian"``)."""
         x = grid_points(self.resolution, "bounded")
         Z, Y, X = np.meshgrid(x, x, x, indexing="ij")
         r2 = (X - 0.5) ** 2 + (Y - 0.5) ** 2 + (Z - 0.5) ** 2
@@ -257,14 +295,20 @@ class Helmholtz3D(_Cube):
         if k.shape != self.shape:
             raise ValueError(f"the wavenumber must have shape {self.shape}, got {k.shape}")
         shift = -(k**2) * (1.0 + 1j * self.gamma)
-        f = self.source() if f is None else f
+        f = self.gaussian_source() if f is None else f
         return assemble_diffusion_nd(np.ones(self.shape), self.h, f, shift=shift)
 
     def draw_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         g = gaussian_random_field(self.shape, rng, self.alpha, self.tau)
-        return {"k": self.k0 * (1.0 + self.contrast * np.tanh(g))}
+        k = self.k0 * (1.0 + self.contrast * np.tanh(g))
+        if self.source == "random":  # drawn after k: the wavenumber is that of "gaussian"
+            f = random_source(self.shape, rng, self.alpha, self.tau, complex_valued=True)
+            return {"k": k, "f_real": f.real.copy(), "f_imag": f.imag.copy()}
+        return {"k": k}
 
     def system(self, inputs: dict[str, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
+        if self.source == "random":
+            return self.assemble(inputs["k"], inputs["f_real"] + 1j * inputs["f_imag"])
         return self.assemble(inputs["k"])
 
     def outputs(self, x: np.ndarray, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
