@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "gaussian_random_field",
+    "random_source",
     "piecewise_constant",
     "lognormal",
     "grid_points",
@@ -130,3 +131,26 @@ def lognormal(
 ) -> np.ndarray:
     """A log-normal coefficient ``exp(g)`` with ``g`` a Neumann GRF."""
     return np.exp(gaussian_random_field(shape, rng, alpha=alpha, tau=tau, sigma=sigma))
+
+
+def random_source(shape: tuple[int, ...], rng: np.random.Generator, alpha: float, tau: float,
+                  complex_valued: bool = False) -> np.ndarray:
+    """A forcing drawn as a Gaussian random field, zero on the boundary, unit RMS inside.
+
+    The training data of HINTS-style corrections (Kopaničáková and Karniadakis, NMI 2024):
+    by linearity an operator fitted on (coefficient, random ``f``) -> ``u`` maps a residual
+    ``r`` to the error ``e`` with ``A e = r``. The field is
+    :func:`~pdeml.solvers.fields.gaussian_random_field` with the problem's ``alpha, tau``
+    (real and imaginary parts drawn independently, in that order, when ``complex_valued``),
+    set to zero on the Dirichlet boundary and scaled to unit RMS over the interior nodes,
+    the scale a residual is normalized to before the network
+    (:func:`pdeml.solvers.hybrid.normalized_correction`).
+    """
+    f = gaussian_random_field(shape, rng, alpha=alpha, tau=tau)
+    if complex_valued:
+        f = f + 1j * gaussian_random_field(shape, rng, alpha=alpha, tau=tau)
+    inner = (slice(1, -1),) * len(shape)
+    out = np.zeros(shape, dtype=f.dtype)
+    out[inner] = f[inner]
+    rms = float(np.sqrt(np.mean(np.abs(out[inner]) ** 2)))
+    return out / rms if rms > 0 else out

@@ -238,6 +238,71 @@ def normalized_correction(correct_fields: Callable[[np.ndarray], np.ndarray]
     return correct
 
 
+def to_unknowns(fields: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """The unknown vector (the interior nodes, raveled) from named node-grid fields; a
+    ``*_real``/``*_imag`` pair of names makes it complex."""
+    inner = tuple(slice(1, -1) for _ in np.shape(fields[names[0]]))
+    parts = [np.asarray(fields[n])[inner].reshape(-1) for n in names]
+    return parts[0] + 1j * parts[1] if len(parts) == 2 else parts[0]
+
+
+def from_unknowns(problem: Any, x: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Named node-grid fields (zero boundary, ``problem.embed``) from an unknown vector."""
+    u = problem.embed(x)
+    if len(names) == 2:
+        return {names[0]: np.real(u), names[1]: np.imag(u)}
+    return {names[0]: np.real(u)}
+
+
+def problem_hooks(problem: Any, sur: Any, use: str) -> Hooks:
+    """The :class:`Hooks` of a :class:`FieldSurrogate` ``sur`` for a linear ``problem``.
+
+    ``guess``: the surrogate's outputs are the problem's output fields; ``space``: its
+    outputs are Ritz vectors (``ritz:<i>``, or ``ritz_real:<i>`` and ``ritz_imag:<i>``
+    channels); ``correct``: its inputs are the problem's inputs and the forcing (``f``, or
+    ``f_real``/``f_imag``) of a random-source dataset, its outputs the solution fields.
+    Raises ``ValueError`` when the surrogate's fields do not fit the use.
+    """
+    outs = list(sur.outputs)
+    sol = [v for v in problem.output_vars if v in outs]
+    hooks = Hooks()
+    if use == "guess":
+        if len(sol) != len(problem.output_vars):
+            raise ValueError(f"a guess needs a surrogate predicting {list(problem.output_vars)}"
+                             f", got outputs {outs}")
+        hooks.guess = lambda inp: to_unknowns(sur(inp), sol)
+    elif use == "space":
+        modes = sorted({int(o.rsplit(":", 1)[1]) for o in outs
+                        if o.startswith("ritz") and ":" in o})
+        if not modes:
+            raise ValueError(f"a recycle space needs a surrogate predicting ritz vectors "
+                             f"(ritz:<i> channels), got outputs {outs}")
+        cplx = any(o.startswith("ritz_real") for o in outs)
+
+        def names(i: int) -> list[str]:
+            return [f"ritz_real:{i}", f"ritz_imag:{i}"] if cplx else [f"ritz:{i}"]
+
+        def space(inp: dict[str, np.ndarray]) -> np.ndarray:
+            y = sur(inp)
+            return np.stack([to_unknowns(y, names(i)) for i in modes], axis=1)
+
+        hooks.space = space
+    else:
+        forcing = [v for v in sur.inputs if v == "f" or v.startswith("f_")]
+        if not forcing or len(sol) != len(problem.output_vars):
+            raise ValueError(f"a correction needs a surrogate trained on random forcing "
+                             f"(inputs with f, outputs {list(problem.output_vars)}), got "
+                             f"inputs {list(sur.inputs)} and outputs {outs}")
+
+        def correct(inp: dict[str, np.ndarray], r: np.ndarray) -> np.ndarray:
+            def fields(rn: np.ndarray) -> np.ndarray:
+                return to_unknowns(sur({**inp, **from_unknowns(problem, rn, forcing)}), sol)
+            return normalized_correction(fields)(r)
+
+        hooks.correct = correct
+    return hooks
+
+
 def solve_with_surrogate(
     As: Sequence[Any], bs: Sequence[np.ndarray], inputs: Sequence[dict[str, np.ndarray]],
     order: Sequence[int], hooks: Hooks, use: str, *, method: str = "gcrodr",

@@ -35,7 +35,7 @@ from pdeml.solvers.krylov.base import (
 )
 from pdeml.solvers.krylov.gmres import EPS, arnoldi_cycle, gram, hdot
 
-__all__ = ["GCRODR"]
+__all__ = ["GCRODR", "ritz_basis"]
 
 # Columns of a QR factor below this relative size are dropped: the recycled space is rank
 # deficient there and keeping them would make U = Y R^{-1} blow up.
@@ -352,3 +352,39 @@ class GCRODR(KrylovSolver):
             self._Z = self._U
         else:
             self._Z = np.ascontiguousarray(Fu.T @ Z + F[kc:].T @ W[:j], dtype=dtype)
+
+
+RITZ_RANK_TOL = 1e-10
+
+
+def ritz_basis(solver: GCRODR, j: int, n: int) -> np.ndarray:
+    """The first ``j`` vectors of ``solver``'s recycled space: orthonormal, ``(n, j)``.
+
+    GCRO-DR keeps ``U`` with ``C = op U``, ``C^H C = I`` (``op = A M``, right preconditioning),
+    but the columns of ``U`` are mixed by its pivoted QR. The harmonic Ritz pairs of ``op``
+    in ``span(U)`` solve ``C^H C z = theta C^H U z``; when ``U`` came out of a cycle's
+    harmonic Ritz step they are exactly the pairs that cycle chose, so this only restores
+    their order: smallest ``|theta|`` first (a real problem keeps a complex pair as its real
+    and imaginary parts, as the solver does). The vectors ``U Z`` are then orthonormalized
+    in that order (Householder QR: the first ``i`` columns span the first ``i`` vectors),
+    each column's largest entry is made real and positive (a fixed sign/phase), and columns
+    beyond the numerical rank, or beyond what the solver holds, are zero.
+    """
+    out = np.zeros((n, j), dtype=float)
+    U, C = solver.U, solver.C
+    if U is None or C is None or U.shape[0] != n or j == 0:
+        return out
+    real = not np.iscomplexobj(U)
+    k = U.shape[1]
+    Z = _smallest_harmonic_ritz(np.eye(k, dtype=U.dtype), C.conj().T @ U, k, real)
+    if Z.shape[1] == 0:
+        Z = np.eye(k, dtype=U.dtype)  # no finite pair: keep the solver's order
+    Q, R = np.linalg.qr(U @ Z)
+    diag = np.abs(np.diag(R))
+    rank = int(np.sum(diag > RITZ_RANK_TOL * diag.max())) if diag.size and diag.max() > 0 else 0
+    Q = Q[:, :min(rank, j)]
+    peak = Q[np.argmax(np.abs(Q), axis=0), np.arange(Q.shape[1])]
+    Q = Q * (np.abs(peak) / np.where(peak == 0, 1, peak))
+    out = out.astype(Q.dtype)
+    out[:, :Q.shape[1]] = Q
+    return out

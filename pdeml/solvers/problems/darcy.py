@@ -8,9 +8,9 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from pdeml.solvers.fields import lognormal, piecewise_constant
+from pdeml.solvers.fields import lognormal, piecewise_constant, random_source
 from pdeml.solvers.problems.base import Variable
-from pdeml.solvers.problems.linear import LinearProblem, random_source
+from pdeml.solvers.problems.linear import LinearProblem
 
 COEFFICIENTS = ("piecewise_constant", "lognormal")
 SOURCES = ("constant", "random")
@@ -43,7 +43,7 @@ class DarcyFlow(LinearProblem):
         Constant right-hand side ``f`` (``source="constant"``).
     source
         ``"constant"`` (``f = forcing``) or ``"random"`` (a new ``f`` per sample, input ``f``).
-        A random ``f`` is :func:`~pdeml.solvers.problems.linear.random_source`: a GRF with
+        A random ``f`` is :func:`~pdeml.solvers.fields.random_source`: a GRF with
         ``alpha, tau``, zero on the boundary, unit RMS, stored as the input variable ``f``.
     alpha, tau
         GRF covariance parameters of the coefficient (and of a random source).

@@ -37,13 +37,12 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from pdeml.solvers.fields import gaussian_random_field, grid_points
+from pdeml.solvers.fields import grid_points
 from pdeml.solvers.krylov import GCRODR, GMRES, amg, solve_sequence, sort_systems
-from pdeml.solvers.krylov.gcrodr import _smallest_harmonic_ritz
+from pdeml.solvers.krylov.gcrodr import ritz_basis
 from pdeml.solvers.problems.base import Problem, Variable, box_boundaries
 
-__all__ = ["LinearProblem", "SOLVERS", "STAT_VARIABLES", "assemble_diffusion", "auto_method",
-           "random_source", "ritz_basis"]
+__all__ = ["LinearProblem", "SOLVERS", "STAT_VARIABLES", "assemble_diffusion", "auto_method"]
 
 SOLVERS = ("direct", "amg", "gmres", "gcrodr", "auto")
 PRECONDS = ("auto", "none", "ilu", "amg")
@@ -275,66 +274,7 @@ def _solve_krylov(As: Sequence[Any], bs: Sequence[np.ndarray], order: np.ndarray
 # -- random right-hand sides (source="random") ------------------------------------------------
 
 
-def random_source(shape: tuple[int, ...], rng: np.random.Generator, alpha: float, tau: float,
-                  complex_valued: bool = False) -> np.ndarray:
-    """A forcing drawn as a Gaussian random field, zero on the boundary, unit RMS inside.
-
-    The training data of HINTS-style corrections (Kopaničáková and Karniadakis, NMI 2024):
-    by linearity an operator fitted on (coefficient, random ``f``) -> ``u`` maps a residual
-    ``r`` to the error ``e`` with ``A e = r``. The field is
-    :func:`~pdeml.solvers.fields.gaussian_random_field` with the problem's ``alpha, tau``
-    (real and imaginary parts drawn independently, in that order, when ``complex_valued``),
-    set to zero on the Dirichlet boundary and scaled to unit RMS over the interior nodes,
-    the scale a residual is normalized to before the network
-    (:func:`pdeml.solvers.hybrid.normalized_correction`).
-    """
-    f = gaussian_random_field(shape, rng, alpha=alpha, tau=tau)
-    if complex_valued:
-        f = f + 1j * gaussian_random_field(shape, rng, alpha=alpha, tau=tau)
-    inner = (slice(1, -1),) * len(shape)
-    out = np.zeros(shape, dtype=f.dtype)
-    out[inner] = f[inner]
-    rms = float(np.sqrt(np.mean(np.abs(out[inner]) ** 2)))
-    return out / rms if rms > 0 else out
-
-
 # -- harmonic Ritz vectors as data (save_ritz) ------------------------------------------------
-
-RITZ_RANK_TOL = 1e-10
-
-
-def ritz_basis(solver: GCRODR, j: int, n: int) -> np.ndarray:
-    """The first ``j`` vectors of ``solver``'s recycled space: orthonormal, ``(n, j)``.
-
-    GCRO-DR keeps ``U`` with ``C = op U``, ``C^H C = I`` (``op = A M``, right preconditioning),
-    but the columns of ``U`` are mixed by its pivoted QR. The harmonic Ritz pairs of ``op``
-    in ``span(U)`` solve ``C^H C z = theta C^H U z``; when ``U`` came out of a cycle's
-    harmonic Ritz step they are exactly the pairs that cycle chose, so this only restores
-    their order: smallest ``|theta|`` first (a real problem keeps a complex pair as its real
-    and imaginary parts, as the solver does). The vectors ``U Z`` are then orthonormalized
-    in that order (Householder QR: the first ``i`` columns span the first ``i`` vectors),
-    each column's largest entry is made real and positive (a fixed sign/phase), and columns
-    beyond the numerical rank, or beyond what the solver holds, are zero.
-    """
-    out = np.zeros((n, j), dtype=float)
-    U, C = solver.U, solver.C
-    if U is None or C is None or U.shape[0] != n or j == 0:
-        return out
-    real = not np.iscomplexobj(U)
-    k = U.shape[1]
-    Z = _smallest_harmonic_ritz(np.eye(k, dtype=U.dtype), C.conj().T @ U, k, real)
-    if Z.shape[1] == 0:
-        Z = np.eye(k, dtype=U.dtype)  # no finite pair: keep the solver's order
-    Q, R = np.linalg.qr(U @ Z)
-    diag = np.abs(np.diag(R))
-    rank = int(np.sum(diag > RITZ_RANK_TOL * diag.max())) if diag.size and diag.max() > 0 else 0
-    Q = Q[:, :min(rank, j)]
-    peak = Q[np.argmax(np.abs(Q), axis=0), np.arange(Q.shape[1])]
-    Q = Q * (np.abs(peak) / np.where(peak == 0, 1, peak))
-    out = out.astype(Q.dtype)
-    out[:, :Q.shape[1]] = Q
-    return out
-
 
 class _RitzRecorder:
     """``after_system`` hook: each system's :func:`ritz_basis` right after its solve."""
@@ -534,70 +474,13 @@ class LinearProblem(Problem):
                                   "smooth": int(smooth)}
         self.surrogate_hooks()  # checks that the surrogate's fields fit the use
 
-    def _to_unknowns(self, fields: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
-        """The unknown vector (the interior) from named grid fields (``*_real``/``*_imag``
-        pairs make it complex)."""
-        inner = tuple(slice(1, -1) for _ in np.shape(fields[names[0]]))
-        parts = [np.asarray(fields[n])[inner].reshape(-1) for n in names]
-        return parts[0] + 1j * parts[1] if len(parts) == 2 else parts[0]
-
-    def _from_unknowns(self, x: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
-        """Named grid fields (zero boundary) from an unknown vector."""
-        u = self.embed(x)
-        if len(names) == 2:
-            return {names[0]: np.real(u), names[1]: np.imag(u)}
-        return {names[0]: np.real(u)}
-
     def surrogate_hooks(self) -> Any:
-        """The :class:`~pdeml.solvers.hybrid.Hooks` of :attr:`surrogate` for this problem.
+        """The :class:`~pdeml.solvers.hybrid.Hooks` of :attr:`surrogate` for this problem
+        (:func:`pdeml.solvers.hybrid.problem_hooks`)."""
+        from pdeml.solvers.hybrid import problem_hooks
 
-        ``guess``: the surrogate's outputs are the problem's output fields; ``space``: its
-        outputs are Ritz vectors (``ritz:<i>`` or ``ritz_real:<i>``/``ritz_imag:<i>``
-        channels); ``correct``: its inputs are the problem's inputs and the forcing
-        (``f``, or ``f_real``/``f_imag``) of a random-source dataset, its outputs the
-        solution fields.
-        """
-        from pdeml.solvers.hybrid import Hooks, normalized_correction
-
-        sur, use = self.surrogate, (self.surrogate_options or {}).get("use", "guess")
-        outs = list(sur.outputs)
-        sol = [v for v in self.output_vars if v in outs]
-        hooks = Hooks()
-        if use == "guess":
-            if len(sol) != len(self.output_vars):
-                raise ValueError(f"a guess needs a surrogate predicting {list(self.output_vars)}"
-                                 f", got outputs {outs}")
-            hooks.guess = lambda inp: self._to_unknowns(sur(inp), sol)
-        elif use == "space":
-            modes = sorted({int(o.rsplit(":", 1)[1]) for o in outs if o.startswith("ritz")
-                            and ":" in o})
-            if not modes:
-                raise ValueError(f"a recycle space needs a surrogate predicting ritz vectors "
-                                 f"(ritz:<i> channels), got outputs {outs}")
-            cplx = any(o.startswith("ritz_real") for o in outs)
-
-            def space(inp: dict[str, np.ndarray]) -> np.ndarray:
-                y = sur(inp)
-                names = (lambda i: [f"ritz_real:{i}", f"ritz_imag:{i}"]) if cplx else (
-                    lambda i: [f"ritz:{i}"])
-                return np.stack([self._to_unknowns(y, names(i)) for i in modes], axis=1)
-
-            hooks.space = space
-        else:
-            forcing = [v for v in sur.inputs if v == "f" or v.startswith("f_")]
-            if not forcing or len(sol) != len(self.output_vars):
-                raise ValueError(f"a correction needs a surrogate trained on random forcing "
-                                 f"(inputs with f, outputs {list(self.output_vars)}), got "
-                                 f"inputs {list(sur.inputs)} and outputs {outs}")
-
-            def correct(inp: dict[str, np.ndarray], r: np.ndarray) -> np.ndarray:
-                def fields(rn: np.ndarray) -> np.ndarray:
-                    return self._to_unknowns(sur({**inp, **self._from_unknowns(rn, forcing)}),
-                                             sol)
-                return normalized_correction(fields)(r)
-
-            hooks.correct = correct
-        return hooks
+        return problem_hooks(self, self.surrogate,
+                             (self.surrogate_options or {}).get("use", "guess"))
 
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         return self.sample_batch([rng])[0]

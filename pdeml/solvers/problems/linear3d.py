@@ -21,9 +21,10 @@ from pdeml.solvers.fields import (
     grid_points,
     lognormal,
     piecewise_constant,
+    random_source,
 )
 from pdeml.solvers.problems.base import Variable
-from pdeml.solvers.problems.linear import LinearProblem, random_source
+from pdeml.solvers.problems.linear import LinearProblem
 
 __all__ = ["Darcy3D", "Helmholtz3D", "assemble_diffusion_nd"]
 
@@ -124,7 +125,7 @@ class Darcy3D(_Cube):
         Constant source ``f`` (``source="constant"``).
     source
         ``"constant"`` (``f = forcing``) or ``"random"`` (a new ``f`` per sample, input ``f``).
-        A random ``f`` is :func:`~pdeml.solvers.problems.linear.random_source`: a 3-D GRF
+        A random ``f`` is :func:`~pdeml.solvers.fields.random_source`: a 3-D GRF
         with ``alpha, tau``, zero on the boundary, unit RMS.
     alpha, tau
         GRF covariance parameters (``alpha > 3/2`` in 3-D).
@@ -224,7 +225,7 @@ class Helmholtz3D(_Cube):
     source
         ``"gaussian"`` (a bump at the centre) or ``"random"`` (inputs ``f_real``, ``f_imag``).
         The bump has width ``width`` (:meth:`gaussian_source`); a random ``f = f_real + i
-        f_imag`` is drawn per sample (:func:`~pdeml.solvers.problems.linear.random_source`:
+        f_imag`` is drawn per sample (:func:`~pdeml.solvers.fields.random_source`:
         independent 3-D GRFs with ``alpha, tau``, zero on the boundary, unit RMS).
     solver, rtol, precond, krylov_m, recycle_k
         See :class:`~pdeml.solvers.problems.linear.LinearProblem`.
