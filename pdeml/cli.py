@@ -41,6 +41,8 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
     if not spec.get("problem"):
         raise ConfigError("name a problem (e.g. `pdeml generate darcy`) or give it in --config")
     problem = make_problem(spec["problem"], **options)
+    if args.surrogate:
+        _use_surrogate(problem, args)
     splits = {}
     for split in ("train", "val", "test"):
         n = spec[f"n_{split}"]
@@ -56,6 +58,24 @@ def _cmd_generate(args: argparse.Namespace) -> dict[str, Any]:
                              scheduler=args.scheduler,
                              n_workers=args.n_workers)
     return {k: str(v) for k, v in paths.items()}
+
+
+def _use_surrogate(problem: Any, args: argparse.Namespace) -> None:
+    """``--surrogate RUN``: the trained run works inside the solves (solvers.hybrid)."""
+    from pdeml.config import ConfigError
+    from pdeml.evaluate import field_surrogate
+
+    if not hasattr(problem, "use_surrogate"):
+        raise ConfigError(f"--surrogate works inside linear solves; {problem.name} has none")
+    if not os.path.exists(args.surrogate):
+        raise ConfigError(f"--surrogate {args.surrogate}: no such run or checkpoint")
+    sur = field_surrogate(args.surrogate, threads=1)
+    try:
+        problem.use_surrogate(sur, use=args.surrogate_use, every=args.surrogate_every,
+                              smooth=args.surrogate_smooth, space_mode=args.space_mode,
+                              source=str(args.surrogate))
+    except ValueError as err:
+        raise ConfigError(f"--surrogate {args.surrogate}: {err}") from None
 
 
 def _progress_on() -> bool:
@@ -255,6 +275,18 @@ def _add_generate(sub: Any) -> None:
     g.add_argument("--n-workers", type=_count(1), default=None,
                    help="LocalCluster worker processes")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--surrogate", default=None, metavar="RUN",
+                   help="a trained run used inside the linear solves (issue 27): its prediction "
+                        "as the initial guess, its Ritz vectors as GCRO-DR's recycle space, or "
+                        "its correction as a preconditioner level (--surrogate-use)")
+    g.add_argument("--surrogate-use", choices=("guess", "space", "correct"), default="guess",
+                   help="how --surrogate works in the solve (default guess)")
+    g.add_argument("--surrogate-every", type=_count(1), default=1, metavar="N",
+                   help="correct: the network at every N-th preconditioner application")
+    g.add_argument("--surrogate-smooth", type=_count(0), default=0, metavar="N",
+                   help="guess: N symmetric Gauss-Seidel sweeps on the prediction")
+    g.add_argument("--space-mode", choices=("replace", "augment"), default="augment",
+                   help="space: the predicted vectors alone, or first in the recycled space")
 
 
 def _add_train(sub: Any) -> None:

@@ -111,6 +111,44 @@ def load_surrogate(run: str | Path) -> tuple[Surrogate, dict[str, Any]]:
     return module.surrogate.eval(), cfg
 
 
+def field_surrogate(run: str | Path, threads: int | None = None) -> Any:
+    """A run's surrogate as a :class:`pdeml.solvers.hybrid.FieldSurrogate` (named fields).
+
+    The input and output names are the run's ``data.inputs``/``data.outputs`` (else its
+    training file's declared variables); a variable with a ``mode`` dimension (Ritz
+    vectors) becomes one channel per mode, named ``<var>:<i>``, in the loader's order. A run
+    trained with the ``subspace`` loss loads its last checkpoint: its best one is chosen by
+    ``val_l2``, which compares vectors entry by entry and means nothing for a subspace.
+    """
+    import h5py
+
+    from pdeml.solvers.hybrid import FieldSurrogate
+
+    _, cfg = load_surrogate(run)
+    data_cfg = cfg.get("data", {})
+    train = data_cfg.get("train")
+    if not train or not Path(train).is_file():
+        raise DatasetError(f"{run}: its training file {train!r} is needed to name the "
+                           "surrogate's fields and is missing")
+    inputs = data_cfg.get("inputs") or json.loads(_attr(train, "input_vars"))
+    outputs = data_cfg.get("outputs") or json.loads(_attr(train, "output_vars"))
+    loss = cfg.get("module", {}).get("loss")
+    name = loss.get("name") if isinstance(loss, dict) else loss
+    ckpt = Path(run)
+    if name == "subspace" and ckpt.is_dir():
+        ckpt = ckpt / "checkpoints" / "last.ckpt"
+    module, _ = load_surrogate(ckpt)
+    names = []
+    with h5py.File(train, "r") as f:
+        field_ndim = f[inputs[0]].ndim if inputs and inputs[0] in f else None
+        for v in outputs:
+            if v in f and field_ndim is not None and f[v].ndim == field_ndim + 1:
+                names += [f"{v}:{i}" for i in range(f[v].shape[1])]  # (sample, mode, *grid)
+            else:
+                names.append(v)
+    return FieldSurrogate(module, inputs, names, threads=threads)
+
+
 def _refuse_point_clouds(data: str | Path | None, verb: str) -> None:
     """A one-line error for point-cloud data, which ``evaluate``/``export`` do not take yet."""
     from pdeml.datasets.pointcloud import is_pointcloud

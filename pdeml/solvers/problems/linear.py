@@ -419,8 +419,13 @@ class LinearProblem(Problem):
 
     def solver_attrs(self) -> dict[str, Any]:
         """Solver settings for the file's provenance."""
-        return {"solver": self.solver, "rtol": self.rtol, "precond": self.precond,
-                "krylov_m": self.krylov_m, "recycle_k": self.recycle_k}
+        attrs = {"solver": self.solver, "rtol": self.rtol, "precond": self.precond,
+                 "krylov_m": self.krylov_m, "recycle_k": self.recycle_k}
+        if self.surrogate is not None:  # the trained run inside the solves, and how
+            opts = dict(self.surrogate_options or {})
+            attrs |= {"surrogate": getattr(self, "surrogate_source", "") or "in-memory",
+                      **{f"surrogate_{k}": v for k, v in opts.items()}}
+        return attrs
 
     def method_for(self, n_unknowns: int) -> str:
         """The concrete method for systems of this size (resolves ``"auto"``: the job's
@@ -439,11 +444,12 @@ class LinearProblem(Problem):
         """Plan ``auto`` on the systems ``rngs`` draw (:mod:`pdeml.solvers.planner`)."""
         from pdeml.solvers.planner import plan
 
-        if self.solver == "auto" and not self.save_ritz:  # save_ritz fixes GCRO-DR
+        # save_ritz fixes GCRO-DR; a surrogate inside fixes the method around it
+        if self.solver == "auto" and not self.save_ritz and self.surrogate is None:
             self.plan = plan(self, list(rngs))
 
     def use_surrogate(self, surrogate: Any, use: str = "guess", space_mode: str = "augment",
-                      every: int = 1, smooth: int = 0) -> None:
+                      every: int = 1, smooth: int = 0, source: str = "") -> None:
         """Solve with a trained operator inside the solver (:mod:`pdeml.solvers.hybrid`).
 
         ``surrogate`` is a :class:`~pdeml.solvers.hybrid.FieldSurrogate` (named input fields
@@ -472,6 +478,7 @@ class LinearProblem(Problem):
         self.surrogate = surrogate
         self.surrogate_options = {"use": use, "space_mode": space_mode, "every": int(every),
                                   "smooth": int(smooth)}
+        self.surrogate_source = str(source)
         self.surrogate_hooks()  # checks that the surrogate's fields fit the use
 
     def surrogate_hooks(self) -> Any:
