@@ -43,12 +43,15 @@ a poor surrogate costs iterations, never accuracy.
       scaled back; the network is applied at every ``every``-th application, the others use
       the classical smoother alone;
     - *departs*: instead of a stationary relaxation, the hybrid step is a two-level
-      preconditioner (pre-smoothing with the problem's ILU, the neural correction of the
-      remaining residual as the coarse level, post-smoothing) inside *flexible* GCRO-DR
-      (:class:`~pdeml.solvers.krylov.GCRODR` with ``flexible=True``), which keeps the search
-      directions it computed so that a preconditioner that changes (or is nonlinear, as a
-      network is) cannot break the minimal-residual property; and an FNO takes the place of
-      the DeepONet (the operators pdeml trains).
+      preconditioner (pre-smoothing with the problem's ILU or AMG cycle, the neural
+      correction of the remaining residual as the coarse level, post-smoothing) inside
+      flexible GCRO-DR (:class:`~pdeml.solvers.krylov.GCRODR` with ``flexible=True``), which
+      keeps the search directions it computed, so that a preconditioner that changes (or is
+      nonlinear, as a network is) cannot break the minimal-residual property; the
+      correction enters with the step length that minimizes the residual (HINTS adds it
+      undamped), so a network that is wrong on some residual costs an iteration rather than
+      spoiling the preconditioner; and an FNO takes the place of the DeepONet (the
+      operators pdeml trains).
 
 The three take plain callables on the solver's unknown vector (numpy in, numpy out), so this
 module imports no operator code: :class:`FieldSurrogate` wraps any torch module that maps
@@ -176,14 +179,19 @@ def combine_spaces(predicted: np.ndarray, previous: np.ndarray | None, k: int) -
 
 @dataclass
 class TwoLevel:
-    """A two-level preconditioner with a neural coarse level: ``z = S v``, ``z += c(v - A z)``,
-    ``z += S (v - A z)``.
+    """A two-level preconditioner with a neural coarse level.
 
-    ``S`` is the smoother (a preconditioner object with ``@``, e.g. ILU), ``c`` the neural
-    correction ``r -> e ~ A^{-1} r``. The correction runs on every ``every``-th application
-    (the others are ``z = S v`` alone), so its inference cost can be traded against its
-    effect; ``every=1`` is the full two-level method. Not a fixed linear operator: use it
-    with a flexible Krylov method (``GCRODR(flexible=True)``).
+    ``z = S v``; ``r = v - A z``; ``c = correct(r)``; ``z += w c`` with the step
+    ``w = <A c, r> / <A c, A c>`` that minimizes ``norm(r - w A c)``; ``z += S (r - w A c)``.
+
+    ``S`` is the smoother (a preconditioner object with ``@``, e.g. ILU or an AMG cycle),
+    ``correct`` the neural correction ``r -> e ~ A^{-1} r``. The step ``w`` (one product with
+    ``A`` that the post-smoothing needs anyway, and two inner products) makes a poor
+    correction harmless: with ``w = 0`` the step is the smoother alone (twice), with an exact
+    correction ``w = 1``. The correction runs on every ``every``-th application (the others
+    are ``z = S v`` alone), so its inference cost can be traded against its effect;
+    ``every=1`` is the full two-level method. Not a fixed linear operator: use it with a
+    flexible Krylov method (``GCRODR(flexible=True)``).
     """
 
     A: Any
@@ -192,7 +200,7 @@ class TwoLevel:
     every: int = 1
     applications: int = 0
     corrections: int = 0
-    _ops: list = field(default_factory=list)
+    steps: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if int(self.every) != self.every or self.every < 1:
@@ -212,8 +220,15 @@ class TwoLevel:
         if (self.applications - 1) % self.every:
             return z
         self.corrections += 1
-        z = z + self.correct(v - self.A @ z)
-        return z + self._smooth(v - self.A @ z)
+        r = v - self.A @ z
+        c = np.asarray(self.correct(r)).reshape(-1)
+        Ac = self.A @ c
+        denom = float(np.vdot(Ac, Ac).real)
+        w = np.vdot(Ac, r) / denom if denom > 0 and np.isfinite(denom) else 0.0
+        if not np.isfinite(w):
+            w = 0.0
+        self.steps.append(complex(w))
+        return z + w * c + self._smooth(r - w * Ac)
 
     def operator(self) -> LinearOperator:
         """The preconditioner as a ``LinearOperator`` (a new object: a new identity)."""

@@ -65,6 +65,20 @@ def test_exact_correction_converges_in_a_few_iterations(sequence):
     assert hooks.calls >= len(As) and hooks.seconds > 0
 
 
+def test_the_step_length_repairs_a_misscaled_correction(sequence):
+    """``-3 A^{-1} r`` is the exact correction up to its scale: the minimizing step finds
+    ``w = -1/3`` and the iteration is as fast as with the exact one."""
+    _, inputs, As, bs, order, lus = sequence
+    index = {id(inp): i for i, inp in enumerate(inputs)}
+    two = TwoLevel(As[0], make_preconditioner("ilu", As[0]),
+                   lambda r: -3.0 * lus[0].solve(r))
+    two @ bs[0]
+    assert two.steps[0] == pytest.approx(-1 / 3, rel=1e-8)
+    hooks = Hooks(correct=lambda inp, r: -3.0 * lus[index[id(inp)]].solve(r))
+    _, st = solve_with_surrogate(As, bs, inputs, order, hooks, "correct", rtol=RTOL)
+    assert all(s["converged"] and s["iterations"] <= 3 for s in st)
+
+
 def test_a_wrong_correction_costs_iterations_not_accuracy(sequence):
     _, inputs, As, bs, order, _ = sequence
     rng = np.random.default_rng(0)
