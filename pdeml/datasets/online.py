@@ -57,6 +57,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from pdeml.datasets.closed_loop import DataWaitMonitor as DataWaitMonitor  # it lived here
+from pdeml.datasets.closed_loop import GenerationMeter, attach_monitor, make_closed_loop
 from pdeml.datasets.costs import CostTotals, merge_totals
 from pdeml.datasets.normalization import UnitGaussianNormalizer
 from pdeml.datasets.reader import H5Dataset
@@ -103,10 +105,12 @@ class OnlineDataset(IterableDataset):
         self.supervisor: WorkerSupervisor | None = None  # likewise
         self.segment = 0
         self.index_log: list[list[int]] = []
+        self.closed_loop: Any = None  # the trainer process's ClosedLoop (not pickled)
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
         self.feeder: StreamFeeder | None = None
+        self.meter: GenerationMeter | None = None
         self._own_client: Any = None
         self._pending_state: dict[str, Any] | None = None
         self._epoch_pos = self._yielded = 0
@@ -115,7 +119,8 @@ class OnlineDataset(IterableDataset):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()  # DataLoader workers start their own stream
-        for key in ("client", "supervisor", "feeder", "_own_client", "_recent", "_replay"):
+        for key in ("client", "supervisor", "feeder", "_own_client", "_recent", "_replay",
+                    "closed_loop", "meter"):
             state[key] = None
         return state
 
@@ -148,12 +153,15 @@ class OnlineDataset(IterableDataset):
             if n_streams > 1:
                 path = path.with_name(f"{path.stem}.stream{sid}of{n_streams}{path.suffix}")
             tee = StreamTee(path, self.problem, s["seed"], s["split"])
+        self.meter = GenerationMeter()
         self.feeder = StreamFeeder(
             client, self.problem, buffer, self.inputs, self.outputs, seed=s["seed"],
             split=s["split"], stream_id=sid, n_streams=n_streams,
             offset=self.segment * SEGMENT, chunk=s["chunk"], max_in_flight=s["max_in_flight"],
             task_timeout=s["task_timeout"], retries=s["retries"],
-            max_attempts=s["max_attempts"], max_samples=s["max_samples"], tee=tee)
+            max_attempts=s["max_attempts"], max_samples=s["max_samples"], tee=tee,
+            task=self.closed_loop.task if self.closed_loop is not None else None,
+            on_task=self.meter.add)
         if self._pending_state is not None:
             self.feeder.load_state_dict(self._pending_state["feeder"])
         if self.supervisor is not None and client is self.client:
@@ -281,6 +289,13 @@ class OnlineDataModule(L.LightningDataModule):
         Samples (of the separate split ``"normalize"``) that fit the normalizers.
     record_indices
         Keep the stream indices of every batch in ``train_set.index_log`` (for tests).
+    surrogate_every, surrogate_smooth
+        The closed loop (:mod:`pdeml.datasets.closed_loop`; ``0``: off): every
+        ``surrogate_every`` optimizer steps the generators receive the current surrogate and
+        start their solves from its prediction (after ``surrogate_smooth`` symmetric
+        Gauss-Seidel sweeps; default 2). Linear problems with an iterative solver only;
+        samples still meet ``rtol`` but are no longer bitwise reproducible. Generation
+        throughput is logged either way.
     """
 
     def __init__(
@@ -295,6 +310,7 @@ class OnlineDataModule(L.LightningDataModule):
         max_attempts: int = 3, data_timeout: float = 600.0, max_samples: int | None = None,
         tee: str | Path | None = None, num_workers: int = 0, norm_samples: int = 64,
         record_indices: bool = False, supervise: bool = True, worker_grace: float = 10.0,
+        surrogate_every: int = 0, surrogate_smooth: int | None = None,
     ) -> None:
         super().__init__()
         self.problem = (make_problem(problem, **(options or {})) if isinstance(problem, str)
@@ -316,6 +332,8 @@ class OnlineDataModule(L.LightningDataModule):
         self.batch_size, self.batches_per_epoch = int(batch_size), int(batches_per_epoch)
         self.scheduler, self.n_workers, self.num_workers = scheduler, int(n_workers), num_workers
         self.norm_samples, self.record_indices = int(norm_samples), record_indices
+        self.closed_loop = make_closed_loop(self.problem, surrogate_every, surrogate_smooth,
+                                            self.inputs, self.outputs, num_workers)
         self.supervise, self.worker_grace = bool(supervise), float(worker_grace)
         self.supervisor: WorkerSupervisor | None = None
         self.stream = {
@@ -431,6 +449,8 @@ class OnlineDataModule(L.LightningDataModule):
                 self.batches_per_epoch, address, self.trainer.global_rank,
                 self.trainer.world_size, self.record_indices)
             self.train_set.client, self.train_set.supervisor = self.client, self.supervisor
+            self.train_set.closed_loop = self.closed_loop
+            attach_monitor(self.trainer, self)  # throughput windows; publishes the surrogate
             if self._pending_state is not None:
                 self.load_state_dict(self._pending_state)
 
@@ -506,12 +526,15 @@ class OnlineDataModule(L.LightningDataModule):
         shapes. Streams in DataLoader workers (``num_workers > 0``) live in other processes:
         their costs are not collected (``streams_counted`` says how many were). Every rank
         must call this (a collective under DDP); ``None`` before the stream was set up.
+        ``throughput``: each counted stream's
+        :meth:`~pdeml.datasets.closed_loop.GenerationMeter.summary`.
         """
         if self.train_set is None or self.trainer is None:
             return None
-        feeder = self.train_set.feeder
+        feeder, meter = self.train_set.feeder, self.train_set.meter
         local = {"streams": [feeder.costs.as_dict()] if feeder is not None else [],
-                 "normalize": self._fixed_costs.as_dict()}
+                 "normalize": self._fixed_costs.as_dict(),
+                 "throughput": [meter.summary()] if meter is not None else []}
         ranks = [local]
         dist = torch.distributed
         if self.trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
@@ -521,7 +544,10 @@ class OnlineDataModule(L.LightningDataModule):
         return {"streamed": merge_totals([s["generated"] for s in streams]),
                 "consumed": merge_totals([s["consumed"] for s in streams]),
                 "normalize": merge_totals([r["normalize"] for r in ranks]),
-                "streams_counted": len(streams)}
+                "streams_counted": len(streams),
+                "throughput": [t for r in ranks for t in r["throughput"]],
+                **({"surrogate_published": self.closed_loop.published}
+                   if self.closed_loop is not None else {})}
 
     def teardown(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
@@ -531,6 +557,8 @@ class OnlineDataModule(L.LightningDataModule):
         """Stop the stream and close the Dask client (and the local cluster it started)."""
         if self.train_set is not None:
             self.train_set.close()
+        if self.closed_loop is not None:
+            self.closed_loop.close()
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None
@@ -549,50 +577,6 @@ class OnlineDataModule(L.LightningDataModule):
 def _quiet_worker_shutdown() -> None:
     """In a worker of a cluster pdeml is closing: no warning per cancelled running task."""
     logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
-
-
-class DataWaitMonitor(L.Callback):
-    """Time the training loop waits for batches (between a step's end and the next start).
-
-    ``wait`` and ``compute`` are seconds summed over training batches; ``fraction`` is the
-    share of waiting. Validation is not counted. Works for any DataLoader (offline too).
-    """
-
-    def __init__(self) -> None:
-        self.wait = self.compute = 0.0
-        self.n_batches = 0
-        self._mark: float | None = None
-        self._t0 = 0.0
-
-    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        import time
-
-        self._mark = time.perf_counter()
-
-    def on_train_batch_start(self, trainer: L.Trainer, module: L.LightningModule, batch: Any,
-                             batch_idx: int) -> None:
-        import time
-
-        self._t0 = time.perf_counter()
-        if self._mark is not None:
-            self.wait += self._t0 - self._mark
-
-    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
-                           batch: Any, batch_idx: int) -> None:
-        import time
-
-        self._mark = time.perf_counter()
-        self.compute += self._mark - self._t0
-        self.n_batches += 1
-
-    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
-        self._mark = None
-
-    @property
-    def fraction(self) -> float:
-        """Share of the training loop's time spent waiting for data."""
-        total = self.wait + self.compute
-        return self.wait / total if total else 0.0
 
 
 def online_datamodule(online: dict[str, Any], **data: Any) -> OnlineDataModule:

@@ -372,6 +372,13 @@ class StreamFeeder:
         Stop after this many samples (``None``: endless).
     tee
         A :class:`StreamTee` that also receives every delivered chunk.
+    task, on_task
+        ``task()`` gives, at each submission, the function a Dask task runs and its arguments
+        after ``(problem, seed, split, indices)`` (default: :func:`compute_timed`, none; the
+        closed loop, :mod:`pdeml.datasets.closed_loop`, sends the surrogate this way).
+        ``on_task(records, cost, blocked)`` follows each delivered task: the cost records of
+        the samples it put in the buffer, the task's cost record, and the seconds the puts
+        took (waiting while the buffer was full).
     """
 
     def __init__(self, client: Any, problem: Problem, buffer: SampleBuffer,
@@ -379,7 +386,10 @@ class StreamFeeder:
                  split: str = "train", stream_id: int = 0, n_streams: int = 1, offset: int = 0,
                  chunk: int | str = "auto", max_in_flight: int = 4,
                  task_timeout: float = 300.0, retries: int = 2, max_attempts: int = 3,
-                 max_samples: int | None = None, tee: StreamTee | None = None) -> None:
+                 max_samples: int | None = None, tee: StreamTee | None = None,
+                 task: Callable[[], tuple[Callable[..., Any], tuple]] | None = None,
+                 on_task: Callable[[list[dict], dict[str, Any], float], None] | None = None
+                 ) -> None:
         self.auto_chunk = check_chunk(chunk) == "auto"
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be positive")
@@ -394,6 +404,7 @@ class StreamFeeder:
         self.max_in_flight, self.task_timeout = int(max_in_flight), float(task_timeout)
         self.retries, self.max_attempts, self.max_samples = retries, max_attempts, max_samples
         self.tee, self._timed = tee, timed_variables(problem)
+        self.task, self.on_task = task, on_task
         self.next_k = 0
         self._resume: deque[list[int]] = deque()
         self._inflight: deque[_Task] = deque()
@@ -554,8 +565,9 @@ class StreamFeeder:
         self.stats["chunk"] = self.chunk
 
     def _submit(self, task: _Task) -> None:
-        task.future = self.client.submit(compute_timed, self.problem, self.seed, self.split,
-                                         task.indices, retries=self.retries, pure=False)
+        fn, extra = self.task() if self.task is not None else (compute_timed, ())
+        task.future = self.client.submit(fn, self.problem, self.seed, self.split, task.indices,
+                                         *extra, retries=self.retries, pure=False)
         task.head_since = time.monotonic()
         self.stats["tasks"] += 1
 
@@ -589,10 +601,11 @@ class StreamFeeder:
     def _deliver(self, task: _Task, out: dict[str, np.ndarray], cost: dict[str, Any]) -> bool:
         x = select_batch(out, self.inputs, self._timed)
         y = select_batch(out, self.outputs, self._timed)
-        records = cost["samples"]
+        records, first = cost["samples"], task.delivered
         if self.tee is not None:
             self.tee.write(out, task.indices[task.delivered:],
                            {**cost, "samples": records[task.delivered:]})
+        t0 = time.perf_counter()
         for j in range(task.delivered, len(task.indices)):
             item = (task.indices[j], torch.from_numpy(np.ascontiguousarray(x[j])),
                     torch.from_numpy(np.ascontiguousarray(y[j])))
@@ -604,6 +617,8 @@ class StreamFeeder:
             if not self.buffer.put(item, self._stop, on_put=on_put):
                 return False
             self.stats["samples"] += 1
+        if self.on_task is not None:
+            self.on_task(records[first:], cost, time.perf_counter() - t0)
         return True
 
 

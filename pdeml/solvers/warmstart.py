@@ -34,7 +34,7 @@ def smooth_guess(A: Any, b: np.ndarray, x: np.ndarray, sweeps: int = 3) -> np.nd
 
     A = sp.csr_matrix(A)
     lower, upper = sp.tril(A, format="csr"), sp.triu(A, format="csr")
-    x = np.array(x, dtype=float)
+    x = np.array(x, dtype=np.result_type(A.dtype, b.dtype, np.asarray(x).dtype, float))
     for _ in range(sweeps):
         x += spsolve_triangular(lower, b - A @ x, lower=True)
         x += spsolve_triangular(upper, b - A @ x, lower=False)

@@ -214,3 +214,16 @@ def test_problem_solves_with_a_field_surrogate_inside():
     p.use_surrogate(None)
     again = p.sample_batch([np.random.default_rng(i) for i in range(4)])
     assert [s["solver_iterations"] for s in again] == [s["solver_iterations"] for s in plain]
+
+
+def test_smoothing_a_complex_guess(sequence):
+    """Symmetric Gauss-Seidel on a complex Helmholtz guess stays complex and lowers the
+    residual of a guess with a rough error."""
+    from pdeml.solvers.warmstart import smooth_guess
+
+    _, _, As, bs, _, lus = sequence
+    x = lus[0].solve(bs[0])
+    rough = x + 0.05 * np.abs(x).max() * np.random.default_rng(3).standard_normal(x.shape)
+    smoothed = smooth_guess(As[0], bs[0], rough, sweeps=2)
+    assert np.iscomplexobj(smoothed)
+    assert _relres(As[0], bs[0], smoothed) < 0.6 * _relres(As[0], bs[0], rough)
