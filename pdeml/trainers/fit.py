@@ -186,11 +186,16 @@ def _make_trainer(out: Path, trainer_cfg: dict[str, Any], has_val: bool,
                   extra: list[Any], keep_step: int | None) -> L.Trainer:
     monitor = "val_l2" if has_val else "train_loss"
     ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="best", monitor=monitor,
-                           mode="min", save_last=True)
+                           mode="min")
+    # Lightning's save_last writes last.ckpt only when `best` improved, so a run whose last
+    # epochs did not improve left a stale last.ckpt (and --resume lost those epochs): the
+    # latest epoch is saved by its own callback instead.
+    last = ModelCheckpoint(dirpath=out / "checkpoints", filename="last", monitor=None,
+                           save_top_k=1, enable_version_counter=False)
     kwargs = {k: v for k, v in trainer_cfg.items() if k not in OWN_TRAINER_KEYS}
     try:
         logger = make_logger(trainer_cfg.get("logger", "csv"), out, keep_step)
-        callbacks = make_callbacks(trainer_cfg.get("callbacks")) + [ckpt] + extra
+        callbacks = make_callbacks(trainer_cfg.get("callbacks")) + [ckpt, last] + extra
     except ValueError as err:
         raise ConfigError(str(err)) from None
     bar = progress_callback(kwargs.get("enable_progress_bar", True))
