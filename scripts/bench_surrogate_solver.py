@@ -145,8 +145,22 @@ def runs(s: dict[str, Any], work: Path, data: dict[str, Path], problem: str
         out[name] = {"run": str(folder), "inputs": inputs, "outputs": outputs,
                      "train_seconds": _train_seconds(metrics),
                      "generate_seconds": cost_seconds(data[name]),
-                     "val": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
+                     "final": _final_losses(folder / "logs" / "metrics.csv")}
     return out
+
+
+def _final_losses(csv: Path) -> dict[str, float]:
+    """The last logged ``train_loss`` (the run's own loss: relative L2, or the subspace loss
+    for Ritz vectors) and ``val_l2``."""
+    import csv as csvlib
+
+    last: dict[str, float] = {}
+    if csv.exists():
+        with csv.open() as f:
+            for row in csvlib.DictReader(f):
+                last |= {k: float(v) for k, v in row.items()
+                         if k in ("train_loss", "val_l2") and v not in ("", None)}
+    return last
 
 
 def _train_seconds(metrics: dict[str, Any]) -> float:
@@ -286,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="data and runs (default: next to --out); reused when present")
     ap.add_argument("--quick", action="store_true", help="tiny sizes, for the tests")
     ap.add_argument("--problem", choices=sorted(PROBLEMS), default="helmholtz3d")
+    ap.add_argument("--prepare", action="store_true",
+                    help="only generate the data and train the operators (no timing: it can "
+                         "run beside other work), then stop")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help=f"change a setting ({', '.join(FULL)})")
@@ -317,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     log(f"load at start {load():.2f}; settings {s}")
     data = datasets(s, work, args.problem)
     trained = runs(s, work, data, args.problem)
+    if args.prepare:
+        log(f"prepared {work}; run again without --prepare to time the methods")
+        return 0
     sur = surrogates(trained, s["ritz"])
     seq = test_sequence(s, args.problem)
     rows: dict[str, list] = state.setdefault("rows", {})
