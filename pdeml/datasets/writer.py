@@ -376,7 +376,7 @@ def generate_split(
         # A failed solve (not a kill: that is a BaseException) before any shard finished
         # leaves no partial job to resume, only a manifest that would refuse the corrected
         # command: remove what this call made. Finished shards are kept for a resume.
-        if parts in made and not any(parts.glob("shard_*.npz")):
+        if parts.absolute() in made and not any(parts.glob("shard_*.npz")):
             remove_made(made)
         raise
     _assemble(problem, parts, path, int(n_samples), chunk, attrs)
