@@ -9,10 +9,11 @@ keeps the fastest. pdeml does the same for a generation job:
 
 - the first ``trial`` samples of the split are drawn and assembled (the same draws the job's
   first shard solves; their planning solutions are discarded);
-- each candidate method (:data:`CANDIDATES`, minus those the problem rules out: sparse LU
-  above :data:`DIRECT_LIMIT` unknowns, 300 000 in 2-D and 30 000 in 3-D, where its fill-in
-  costs minutes and gigabytes per system) solves
-  them as one sorted sequence with a fresh solver state, exactly as a shard would, at the
+- each candidate method (:data:`CANDIDATES`: LU, AMG with its hierarchy reused along the
+  sequence and AMG with a fresh one per system, GMRES, GCRO-DR; minus those the problem
+  rules out: sparse LU above :data:`DIRECT_LIMIT` unknowns, 300 000 in 2-D and 30 000 in
+  3-D, where its fill-in costs minutes and gigabytes per system) solves them as one sorted
+  sequence with a fresh solver state, exactly as a shard would, at the
   job's tolerance; its score is the wall time per system (medians of ``repeats`` runs when
   the trial is cheap). The static choice runs first; a later candidate first solves one
   system alone, and one that costs :data:`PROBE_FACTOR` times the best per-system time so far
@@ -42,7 +43,11 @@ from typing import Any
 
 import numpy as np
 
-CANDIDATES = ("direct", "amg", "gmres", "gcrodr")
+CANDIDATES = ("direct", "amg", "amg-fresh", "gmres", "gcrodr")
+# "amg-fresh" is AMG with a new hierarchy for every system instead of one reused along the
+# sorted sequence: on independent piecewise-constant Darcy draws at 256² the reused hierarchy
+# goes stale (9 -> 49 CG iterations) and a fresh one per system was 1.6x faster
+# (scripts/bench_surrogate_solver.py --problem darcy: 175 vs 276 ms per system).
 # Unknowns above which sparse LU is not tried: its fill-in grows like n^1.5 in 2-D but n^2 in
 # 3-D (measured: complex 3-D Helmholtz LU 1.1 s per system at 24³, where GCRO-DR took 0.18 s).
 DIRECT_LIMIT = {2: 300_000, 3: 30_000}

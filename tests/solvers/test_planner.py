@@ -111,3 +111,27 @@ def test_a_pinned_solver_is_never_planned(tmp_path, monkeypatch):
     out = generate_split(DarcyFlow(resolution=16, solver="amg"), tmp_path / "t.h5", 4,
                          progress=False)
     assert _methods(out) == ({METHOD_CODES["amg"]}, None)
+
+
+def test_amg_fresh_builds_one_hierarchy_per_system(monkeypatch):
+    """The planner's ``amg-fresh`` candidate: AMG without reusing the hierarchy along the
+    sequence (stored as ``amg``), against ``amg``, which reuses it while it stays good."""
+    from pdeml.solvers.problems import linear
+
+    built = []
+    real = linear.seeded_amg
+    monkeypatch.setattr(linear, "seeded_amg", lambda A, **kw: built.append(1) or real(A, **kw))
+    problem = DarcyFlow(resolution=24, solver="amg")
+    rngs = [sample_rng(0, "train", i) for i in range(5)]
+    inputs = [problem.draw_inputs(r) for r in rngs]
+    systems = [problem.system(inp) for inp in inputs]
+    args = ([A for A, _ in systems], [b for _, b in systems],
+            [problem.sort_features(inp) for inp in inputs])
+    xs, stats = problem.solve_systems(*args, method="amg-fresh")
+    assert len(built) == 5
+    assert {s["solver_method"] for s in stats} == {METHOD_CODES["amg"]}
+    assert all(s["solver_residual"] <= problem.rtol for s in stats)
+    built.clear()
+    problem.solve_systems(*args, method="amg")
+    assert 1 <= len(built) < 5  # reused along the sorted sequence
+    assert "amg-fresh" in planner.candidates(problem, 24 * 24)

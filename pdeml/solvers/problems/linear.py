@@ -46,7 +46,8 @@ __all__ = ["LinearProblem", "SOLVERS", "STAT_VARIABLES", "assemble_diffusion", "
 
 SOLVERS = ("direct", "amg", "gmres", "gcrodr", "auto")
 PRECONDS = ("auto", "none", "ilu", "amg")
-METHOD_CODES = {"direct": 0, "amg": 1, "gmres": 2, "gcrodr": 3}
+METHOD_CODES = {"direct": 0, "amg": 1, "gmres": 2, "gcrodr": 3, "amg-fresh": 1}
+# "amg-fresh" (a planner candidate): AMG with a new hierarchy per system, stored as amg
 
 STAT_VARIABLES = {
     "solver_method": Variable((), "1", "solver used: 0 direct, 1 amg, 2 gmres, 3 gcrodr"),
@@ -534,14 +535,18 @@ class LinearProblem(Problem):
         method = method or self.method_for(As[0].shape[0])
         order = (sort_systems(np.stack(features), "fft") if len(As) > 2
                  else np.arange(len(As)))
+        if method == "amg-fresh":  # the planner's AMG variant without hierarchy reuse
+            method, reuse = "amg", False
+        else:
+            reuse = self.precond_reuse
         if self.surrogate is not None and inputs is not None:
             return self._solve_hybrid(As, bs, inputs, order, method)
         direct = _Direct()
-        amg_seq = AmgSequence(self.rtol, self.spd, direct, reuse=self.precond_reuse)
+        amg_seq = AmgSequence(self.rtol, self.spd, direct, reuse=reuse)
         if method in ("gmres", "gcrodr"):
             precond = self.precond if self.precond != "auto" else ("amg" if self.spd else "ilu")
             xs, stats = _solve_krylov(As, bs, order, method, self.rtol, precond, self.krylov_m,
-                                      self.recycle_k, self.precond_reuse,
+                                      self.recycle_k, reuse,
                                       after_system=after_system)
         else:
             xs, stats = [None] * len(As), [None] * len(As)
