@@ -14,7 +14,7 @@ from pdeml.solvers.problems.linear import LinearProblem
 
 COEFFICIENTS = ("piecewise_constant", "lognormal")
 SOURCES = ("constant", "random")
-LOGNORMAL_AMG_FROM = 160 * 160  # unknowns from which `auto` takes AMG for log-normal a
+AMG_FRESH_FROM = 160 * 160  # unknowns from which `auto` (without a plan) takes AMG
 
 
 def harmonic_mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -179,13 +179,12 @@ class DarcyFlow(LinearProblem):
         return self.embed(spla.spsolve(A.tocsc(), b))
 
     def static_method(self, n_unknowns: int) -> str:
-        """``auto`` without a plan: sparse LU, AMG + CG from 200² unknowns for the
-        piecewise-constant coefficient and from 160² for the log-normal one, which AMG
-        handles better (``scripts/bench_auto.py``: log-normal 190² AMG 104 ms per system vs
-        LU 127, piecewise-constant 190² LU 134 vs AMG 159; 126² LU wins both)."""
-        if self.coefficient == "lognormal":
-            return "amg" if n_unknowns >= LOGNORMAL_AMG_FROM else "direct"
-        return super().static_method(n_unknowns)
+        """``auto`` without a plan: sparse LU, and from 160² unknowns AMG + CG with a fresh
+        hierarchy per system (``amg-fresh``), for both coefficients: independent draws are
+        too far apart for a reused hierarchy (``scripts/bench_auto.py``, ms per system:
+        piecewise-constant 190² amg-fresh 98 vs LU 133 vs reused AMG 164, 254² 163 vs 279
+        vs 273; log-normal 254² 156 vs 296 vs 192; 126² LU 48 vs amg-fresh 51)."""
+        return "amg-fresh" if n_unknowns >= AMG_FRESH_FROM else "direct"
 
     def draw_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         a = self.draw_coefficient(rng)
