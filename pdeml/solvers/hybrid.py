@@ -181,17 +181,19 @@ def combine_spaces(predicted: np.ndarray, previous: np.ndarray | None, k: int) -
 class TwoLevel:
     """A two-level preconditioner with a neural coarse level.
 
-    ``z = S v``; ``r = v - A z``; ``c = correct(r)``; ``z += w c`` with the step
-    ``w = <A c, r> / <A c, A c>`` that minimizes ``norm(r - w A c)``; ``z += S (r - w A c)``.
+    ``z = S v``; ``r = v - A z``; ``c = correct(r)``, ``s = S r``; ``z += a c + b s`` with
+    the weights that minimize ``norm(r - a A c - b A s)`` (two products with ``A`` and a
+    2-column least-squares problem).
 
     ``S`` is the smoother (a preconditioner object with ``@``, e.g. ILU or an AMG cycle),
-    ``correct`` the neural correction ``r -> e ~ A^{-1} r``. The step ``w`` (one product with
-    ``A`` that the post-smoothing needs anyway, and two inner products) makes a poor
-    correction harmless: with ``w = 0`` the step is the smoother alone (twice), with an exact
-    correction ``w = 1``. The correction runs on every ``every``-th application (the others
-    are ``z = S v`` alone), so its inference cost can be traded against its effect;
-    ``every=1`` is the full two-level method. Not a fixed linear operator: use it with a
-    flexible Krylov method (``GCRODR(flexible=True)``).
+    ``correct`` the neural correction ``r -> e ~ A^{-1} r``. The weights make a poor
+    correction harmless (``a = 0``: the smoother alone, twice) and an exact one exact
+    (``a = 1, b = 0``); they also keep a smoother that is poor for this matrix (a reused AMG
+    hierarchy gone stale) from making the two-sweep step indefinite, which stalled flexible
+    GCRO-DR on Darcy 256² with a fixed post-smoothing weight of 1. The correction runs on
+    every ``every``-th application (the others are ``z = S v`` alone), so its inference cost
+    can be traded against its effect; ``every=1`` is the full two-level method. Not a fixed
+    linear operator: use it with a flexible Krylov method (``GCRODR(flexible=True)``).
     """
 
     A: Any
@@ -222,13 +224,19 @@ class TwoLevel:
         self.corrections += 1
         r = v - self.A @ z
         c = np.asarray(self.correct(r)).reshape(-1)
-        Ac = self.A @ c
-        denom = float(np.vdot(Ac, Ac).real)
-        w = np.vdot(Ac, r) / denom if denom > 0 and np.isfinite(denom) else 0.0
-        if not np.isfinite(w):
-            w = 0.0
-        self.steps.append(complex(w))
-        return z + w * c + self._smooth(r - w * Ac)
+        s = self._smooth(r)
+        # the correction and the post-smoothing step enter with the weights that minimize
+        # norm(r - a A c - b A s): a poor network (a ~ 0) or a smoother that is poor for this
+        # matrix (a stale AMG hierarchy, for which two plain sweeps can even be indefinite)
+        # cannot make the step worse than the pre-smoothing alone
+        B = np.stack([self.A @ c, self.A @ s], axis=1)
+        w = np.zeros(2, dtype=np.result_type(B, r))
+        if np.all(np.isfinite(B)):
+            w = np.linalg.lstsq(B, r, rcond=1e-12)[0]
+        if not np.all(np.isfinite(w)):
+            w[:] = 0.0
+        self.steps.append(complex(w[0]))
+        return z + w[0] * c + w[1] * s
 
     def operator(self) -> LinearOperator:
         """The preconditioner as a ``LinearOperator`` (a new object: a new identity)."""

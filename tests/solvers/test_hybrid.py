@@ -227,3 +227,21 @@ def test_smoothing_a_complex_guess(sequence):
     smoothed = smooth_guess(As[0], bs[0], rough, sweeps=2)
     assert np.iscomplexobj(smoothed)
     assert _relres(As[0], bs[0], smoothed) < 0.6 * _relres(As[0], bs[0], rough)
+
+
+def test_a_poor_smoother_is_weighted_down():
+    """A smoother far off for this matrix (Jacobi scaled 3x: two plain sweeps are then an
+    indefinite step) with a useless network: the least-squares weights keep the two-level
+    step a descent step, and flexible GCRO-DR converges."""
+    import scipy.sparse as sp
+
+    from pdeml.solvers.problems import DarcyFlow
+
+    p = DarcyFlow(resolution=24)
+    A, b = p.system(p.draw_inputs(np.random.default_rng(0)))
+    S = sp.diags(3.0 / A.diagonal())
+    two = TwoLevel(A, S, lambda r: np.zeros_like(r))
+    res = GCRODR(30, 10, flexible=True).solve(A, b, rtol=RTOL, M=two.operator(), maxiter=2000)
+    # (with the post-smoothing weight fixed at 1 this ran 2000 iterations unconverged)
+    assert res.info == 0 and res.n_iter < 200 and _relres(A, b, res.x) <= RTOL
+    assert all(abs(w) < 1e-12 for w in two.steps)  # the zero correction gets no weight
