@@ -24,7 +24,8 @@ def test_quick_run_compares_every_method_and_resumes(tmp_path):
     run(out)
     report = json.loads(out.read_text())
     methods = report["methods"]
-    assert set(methods) == {"lu", "amg", "cold", "gmres", "recycled", "guess", "guess+amg",
+    assert set(methods) == {"lu", "amg", "cold", "gmres", "recycled", "twosweep", "guess",
+                            "guess+amg",
                             "space", "space+recycled", "correct", "correct/4", "correct+amg"}
     for name, row in methods.items():
         assert row["max_residual"] <= report["rtol"] * (1 + 1e-6), name
@@ -32,8 +33,9 @@ def test_quick_run_compares_every_method_and_resumes(tmp_path):
     assert methods["lu"]["iterations"] == [0, 0, 0, 0]
     assert methods["correct"]["inference_ms"] > 0 and methods["recycled"]["inference_ms"] == 0
     tg = report["targets"]
-    assert tg["fastest_classical"] in {"lu", "amg", "cold", "gmres", "recycled"}
-    assert set(tg["per_method"]) == set(methods) - {"lu", "amg", "cold", "gmres", "recycled"}
+    classical = {"lu", "amg", "cold", "gmres", "recycled", "twosweep"}
+    assert tg["fastest_classical"] in classical
+    assert set(tg["per_method"]) == set(methods) - classical
     for row in tg["per_method"].values():
         assert row["offline_seconds"] > 0  # generation and training are on the bill
     for kind in ("solution", "forcing", "ritz"):
