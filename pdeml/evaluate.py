@@ -124,7 +124,9 @@ def field_surrogate(run: str | Path, threads: int | None = None) -> Any:
 
     from pdeml.solvers.hybrid import FieldSurrogate
 
-    _, cfg = load_surrogate(run)
+    ckpt = find_checkpoint(run)
+    cfg_path = ckpt.parent.parent / "config.yaml"
+    cfg = load_yaml(cfg_path) if cfg_path.exists() else {}  # the weights load once, below
     data_cfg = cfg.get("data", {})
     train = data_cfg.get("train")
     if not train or not Path(train).is_file():
@@ -134,9 +136,8 @@ def field_surrogate(run: str | Path, threads: int | None = None) -> Any:
     outputs = data_cfg.get("outputs") or json.loads(_attr(train, "output_vars"))
     loss = cfg.get("module", {}).get("loss")
     name = loss.get("name") if isinstance(loss, dict) else loss
-    ckpt = Path(run)
-    if name == "subspace" and ckpt.is_dir():
-        ckpt = ckpt / "checkpoints" / "last.ckpt"
+    if name == "subspace" and Path(run).is_dir():
+        ckpt = Path(run) / "checkpoints" / "last.ckpt"
     module, _ = load_surrogate(ckpt)
     names = []
     with h5py.File(train, "r") as f:
