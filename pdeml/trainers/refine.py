@@ -110,14 +110,25 @@ def residual_norm(residual: torch.Tensor) -> torch.Tensor:
     return sobolev_norm(residual, s=-1.0, weighting="angular", alpha=RESIDUAL_ALPHA)
 
 
-def trajectory_residual(residual: VorticityResidual, x: torch.Tensor,
-                        pred: torch.Tensor) -> torch.Tensor:
-    """Residual of the predicted window ``pred`` ``(batch, 1, T, n, n)`` continuing the input
-    window ``x`` ``(batch, 1, T_in, n, n)`` (its last snapshot is the start)."""
+# The residuals refinement can minimize (``residual_form``); see the module docstring.
+RESIDUAL_FORMS = ("trapezoid", "snapshot")
+
+
+def trajectory_residual(residual: VorticityResidual, x: torch.Tensor, pred: torch.Tensor,
+                        form: str = "trapezoid") -> torch.Tensor:
+    """Residual of the predicted window ``pred`` ``(batch, 1, T, n, n)`` after the input
+    window ``x`` ``(batch, 1, T_in, n, n)``: ``"trapezoid"``, between consecutive snapshots
+    from the last input snapshot (:meth:`VorticityResidual.forward`); ``"snapshot"``, the
+    authors' residual of each predicted snapshot on its own
+    (:meth:`VorticityResidual.snapshot`, which reads no input)."""
     if x.ndim != 5 or pred.ndim != 5 or x.shape[1] != 1 or pred.shape[1] != 1:
         raise ValueError(f"refinement needs (batch, 1, time, n, n) windows, got input "
                          f"{tuple(x.shape)} and prediction {tuple(pred.shape)}")
-    return residual(x[:, 0, -1], pred[:, 0])
+    if form == "trapezoid":
+        return residual(x[:, 0, -1], pred[:, 0])
+    if form == "snapshot":
+        return residual.snapshot(pred[:, 0])
+    raise ValueError(f"unknown residual form '{form}'; use one of {', '.join(RESIDUAL_FORMS)}")
 
 
 class _Refinement:
@@ -142,6 +153,7 @@ def refine_batch(
     surrogate: nn.Module, x: torch.Tensor, residual: VorticityResidual, steps: int = 100,
     lr: float = 2e-3, lr_weight: float = 1e-4, n_modes: str | int = "all",
     callback: Callable[[int, torch.Tensor], None] | None = None,
+    residual_form: str = "trapezoid",
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, Any]]:
     """Refine the predictions of a batch of input windows; each trajectory independently.
 
@@ -161,6 +173,9 @@ def refine_batch(
     callback
         Called as ``callback(step, prediction)`` after each step (``step = 0``: before any),
         e.g. to record an error curve outside; it must not feed back into the refinement.
+    residual_form
+        ``"trapezoid"`` (default) or ``"snapshot"`` (the authors'), see
+        :func:`trajectory_residual`.
 
     Returns
     -------
@@ -171,6 +186,9 @@ def refine_batch(
     """
     if steps < 0 or lr < 0 or lr_weight < 0:
         raise ValueError("steps, lr and lr_weight must be non-negative")
+    if residual_form not in RESIDUAL_FORMS:
+        raise ValueError(f"unknown residual form '{residual_form}'; use one of "
+                         f"{', '.join(RESIDUAL_FORMS)}")
     t0 = time.perf_counter()
     surrogate = surrogate.eval()  # frozen: only used under no_grad
     ref = _Refinement(surrogate, x, n_modes)
@@ -182,7 +200,7 @@ def refine_batch(
         callback(0, before)
     history, start = [], None
     for step in range(1, steps + 1):
-        norms = residual_norm(trajectory_residual(residual, x, ref.prediction()))
+        norms = residual_norm(trajectory_residual(residual, x, ref.prediction(), residual_form))
         if start is None:
             start = norms.detach()
         opt.zero_grad(set_to_none=True)
@@ -195,7 +213,7 @@ def refine_batch(
                 callback(step, ref.prediction())
     with torch.no_grad():
         after = ref.prediction()
-        final = residual_norm(trajectory_residual(residual, x, after))
+        final = residual_norm(trajectory_residual(residual, x, after, residual_form))
     if start is None:
         start = final
     return before, after, {"residual_before": start.tolist(), "residual_after": final.tolist(),
@@ -252,7 +270,8 @@ def _rel_l2(pred: torch.Tensor, y: torch.Tensor) -> list[float]:
     return ((pred - y).flatten(1).norm(dim=1) / y.flatten(1).norm(dim=1)).tolist()
 
 
-def _collect(ds: Any, residual: VorticityResidual, parts: Any) -> tuple[dict, list[dict]]:
+def _collect(ds: Any, residual: VorticityResidual, parts: Any,
+             form: str = "trapezoid") -> tuple[dict, list[dict]]:
     """Predictions and per-trajectory metrics; labels are read here, after all refinement."""
     arrays: dict[str, list] = {"prediction": [], "refined": []}
     rows: list[dict[str, Any]] = []
@@ -260,7 +279,8 @@ def _collect(ds: Any, residual: VorticityResidual, parts: Any) -> tuple[dict, li
         got = torch.load(part, weights_only=False)
         items, info = got["items"], got["info"]
         y = torch.stack([ds[k][1] for k in items])
-        truth_res = residual_norm(trajectory_residual(residual, ds.inputs(items), y)).tolist()
+        truth_res = residual_norm(trajectory_residual(residual, ds.inputs(items), y,
+                                                      form)).tolist()
         errs = zip(_rel_l2(got["before"], y), _rel_l2(got["after"], y), strict=True)
         for j, (k, (e0, e1)) in enumerate(zip(items, errs, strict=True)):
             sample, start = ds.locate(k)
@@ -356,7 +376,7 @@ def refine_run(run: Any, out: Any, data: Any = None, field: str | None = None,
         raise ValueError(f"{out} holds a refinement with other settings; choose another --out")
     manifest.write_text(json.dumps(job))
     _refine_all(surrogate, ds, residual, parts, int(batch_size), options)
-    arrays, rows = _collect(ds, residual, parts)
+    arrays, rows = _collect(ds, residual, parts, options.get("residual_form", "trapezoid"))
     _write_h5(out / "refined.h5", arrays, rows)
     result = {"run": str(run), "data": str(test), "field": fine, "grid": list(ds.spatial_shape),
               "options": options, **_summary(rows), "trajectories": rows}
