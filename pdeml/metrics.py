@@ -252,13 +252,14 @@ class CFDBenchScores:
     """CFDBench's test metrics, reproduced exactly (Luo et al., 2023, ``src/models/loss.py``
     and ``evaluate`` in ``src/train_auto.py`` of luo-yining/CFDBench).
 
-    CFDBench scores one-step predictions of **u only** (channel 0). Its loader visits the
-    test pairs in order (cases in split order, frames in time order) in batches of
-    ``batch_size`` (its ``eval_batch_size``, 16; the last batch may be shorter). Per batch
-    ``b``, over every element of the batch (``N_b`` = frames x height x width):
+    CFDBench's loader visits the test pairs in order (cases in split order, frames in time
+    order) in batches of ``batch_size`` (its ``eval_batch_size``, 16; the last batch may be
+    shorter). Its loss (``MseLoss``) is a plain mean over every element of the scored tensor,
+    so per batch ``b``, over the scored channels of every pair (``N_b`` = pairs x channels x
+    height x width):
 
     - the model's prediction and the label are both multiplied by the fluid mask (CFDBench's
-      FNO does ``preds * mask``, ``label * mask``), but solid cells stay in the count ``N_b``;
+      U-Net does ``preds * mask``, ``label * mask``), but solid cells stay in the count ``N_b``;
     - ``mse_b = sum (p - y)^2 / N_b``, ``rmse_b = sqrt(mse_b)``, ``mae_b = sum |p - y| / N_b``,
       ``nmse_b = mse_b / (sum y^2 / N_b)``.
 
@@ -266,6 +267,12 @@ class CFDBenchScores:
     ``rmse`` is the mean of per-batch RMSEs, not the root of the mean MSE). The identity
     baseline (CFDBench's ``input_*`` scores) is the same computation with the input frame as
     the prediction and *no* mask.
+
+    Which channels: ``channels``. CFDBench's ``train_auto.evaluate`` scores its identity row
+    and its DeepONet-style models (``auto_deeponet``, ``auto_edeeponet``,
+    ``auto_deeponet_cnn``, ``auto_ffn``: ``label[:, 0]``) on **u only**, and its grid models
+    (FNO, U-Net, ResNet, built with ``out_chan=2``) on **u and v** together; see
+    :func:`pdeml.suite.cfdbench_fields` for the default of each model family.
 
     Where pdeml departs: nothing in the definitions. pdeml's own metrics
     (:class:`MetricAccumulator`) pool over the set and over fluid points instead, which
@@ -276,17 +283,24 @@ class CFDBenchScores:
     batch_size
         Pairs per evaluation batch (CFDBench's ``eval_batch_size`` default, 16; its final
         ``test`` call uses 1).
+    channels
+        Indices of the scored channels of prediction and target, pooled into one mean;
+        ``(0,)`` (u only, the default) or ``(0, 1)`` (u and v).
     """
 
-    def __init__(self, batch_size: int = 16) -> None:
+    def __init__(self, batch_size: int = 16, channels: Sequence[int] = (0,)) -> None:
         if int(batch_size) != batch_size or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        channels = [int(c) for c in channels]
+        if not channels or min(channels) < 0 or len(set(channels)) != len(channels):
+            raise ValueError(f"channels must be distinct non-negative indices, got {channels}")
         self.batch_size = int(batch_size)
+        self.channels = tuple(channels)
         self._sums: list[np.ndarray] = []  # per pair: sum e^2, sum |e|, sum y^2, points
 
     def update(self, pred: torch.Tensor, target: torch.Tensor,
                mask: torch.Tensor | None = None) -> None:
-        """Add pairs in loader order: ``(n, channels, *spatial)``; channel 0 is ``u``.
+        """Add pairs in loader order: ``(n, channels, *spatial)`` (channel 0 ``u``, 1 ``v``).
 
         ``mask`` (``(n, *spatial)`` or ``(n, 1, *spatial)``) multiplies prediction and
         target as in CFDBench; ``None`` for the identity baseline.
@@ -294,7 +308,12 @@ class CFDBenchScores:
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target "
                              f"{tuple(target.shape)} differ in shape")
-        p, y = pred[:, :1].detach().double().cpu(), target[:, :1].detach().double().cpu()
+        if max(self.channels) >= pred.shape[1]:
+            raise ValueError(f"channels {list(self.channels)} asked of a {pred.shape[1]}-channel "
+                             "prediction")
+        pick = list(self.channels)
+        p = pred[:, pick].detach().double().cpu()
+        y = target[:, pick].detach().double().cpu()
         if mask is not None:
             m = mask.detach().double().cpu().reshape(len(p), 1, *p.shape[2:])
             p, y = p * m, y * m

@@ -14,16 +14,22 @@ Finished pieces are reused: data files by the generator's resumption, trained ru
 
 CFDBench's protocol (``case_list="cfdbench"``): the data are CFDBench's case lists and split
 (:mod:`pdeml.solvers.problems.cfdbench_cases`; the sizes cap each split), frames 0.1 s apart,
-one-step pairs cut at CFDBench's converged-frame rule, and every model gets, next to pdeml's
-pooled metrics (fluid points only unless ``masked=False``), CFDBench's own scores
-(:class:`pdeml.metrics.CFDBenchScores`: u only, per-batch means over batches of 16) in the
-columns ``cfdbench_nmse/mse/rmse/mae``, with CFDBench's identity baseline (next frame =
-input frame) as the row ``identity``. ``nonauto=True`` adds CFDBench's non-autoregressive
-task: each operator maps ``(case parameters, t, x, y)`` to ``(u, v)`` frame by frame
-(:class:`pdeml.datasets.timeseries.NonAutoDataset`), scored with the same profile over every
-frame of the test cases (row ``<operator>-nonauto``). ``cfdbench.md`` holds the scores in
-CFDBench's table layout (a row per model, a column per problem x subset x metric), and each
-problem gets a rollout-error-versus-step plot of all its subsets and models.
+one-step pairs cut at CFDBench's converged-frame rule where CFDBench's loader of the problem
+applies it (:func:`pdeml.solvers.problems.cfdbench_cases.stable_state_diff`: the dam keeps
+every pair), and every model gets, next to pdeml's pooled metrics (fluid points only unless
+``masked=False``), CFDBench's own scores (:class:`pdeml.metrics.CFDBenchScores`: per-batch
+means over batches of 16) in the columns ``cfdbench_nmse/mse/rmse/mae``, with CFDBench's
+identity baseline (next frame = input frame) as the row ``identity``. The scored fields
+follow CFDBench's ``train_auto.evaluate`` per model family (:func:`cfdbench_fields`: the
+identity row on u, pdeml's grid operators on u and v as CFDBench's FNO / U-Net / ResNet;
+column ``cfdbench_fields``); ``cfdbench_fields`` of :func:`run_cfd_suite` overrides it for
+every row. ``nonauto=True`` adds CFDBench's non-autoregressive task: each operator maps
+``(case parameters, t, x, y)`` to ``(u, v)`` frame by frame
+(:class:`pdeml.datasets.timeseries.NonAutoDataset`), scored with the same profile (on u, as
+CFDBench's ``train.py``) over every frame of the test cases (row ``<operator>-nonauto``).
+``cfdbench.md`` holds the scores in CFDBench's table layout (a row per model, a column per
+problem x subset x metric), and each problem gets a rollout-error-versus-step plot of all its
+subsets and models.
 """
 
 from __future__ import annotations
@@ -60,9 +66,37 @@ METRICS = ("rel_l2", "nrmse", "nmse", "rmse", "mae", "max_error", "brmse",
 CFDBENCH_COLUMNS = ("cfdbench_nmse", "cfdbench_mse", "cfdbench_rmse", "cfdbench_mae")
 COLUMNS = ("case", "sweep", "operator", "params", "train_s",
            *METRICS, "rollout_rel_l2", "rollout_rmse", "rollout_final_rel_l2",
-           *CFDBENCH_COLUMNS)
+           *CFDBENCH_COLUMNS, "cfdbench_fields")
 IDENTITY = "identity"
-STABLE_STATE_DIFF = 1e-3  # CFDBench's converged-frame threshold
+# CFDBench's train_auto.evaluate: the identity row (``input_*`` scores) and the DeepONet-style
+# models, which predict one value per query point (``label[:, 0]``), are scored on u; the grid
+# models (fno, unet, resnet, ``out_chan=2``) on u and v together
+CFDBENCH_U_ONLY = ("auto_deeponet", "auto_edeeponet", "auto_deeponet_cnn", "auto_ffn",
+                   "deeponet", "ffn")
+CFDBENCH_GRID_FIELDS = ("u", "v")
+
+
+def cfdbench_fields(model: str) -> tuple[str, ...]:
+    """The fields CFDBench's one-step evaluation scores for a model of this name's family.
+
+    ``("u",)`` for the identity baseline (``identity`` / ``persistence``) and for
+    CFDBench's DeepONet-style models (:data:`CFDBENCH_U_ONLY`, any case); ``("u", "v")``
+    for every other model: pdeml's operators map the frame to the next frame, as CFDBench's
+    FNO, U-Net and ResNet (``out_chan=2``) do.
+    """
+    name = str(model).lower()
+    if name in (IDENTITY, BASELINE) or name in CFDBENCH_U_ONLY:
+        return ("u",)
+    return CFDBENCH_GRID_FIELDS
+
+
+def _channels(fields: Sequence[str], available: Sequence[str], what: str) -> list[int]:
+    """Channel indices of ``fields`` among ``available`` (the dataset's fields)."""
+    missing = [f for f in fields if f not in available]
+    if missing or not fields:
+        raise ValueError(f"{what} fields {list(fields)} are not all among the data's "
+                         f"{list(available)}")
+    return [list(available).index(f) for f in fields]
 
 
 def _check_choice(kind: str, values: Sequence[str], allowed: Sequence[str]) -> list[str]:
@@ -102,11 +136,18 @@ def _data(case: str, sweep: str, size: dict[str, Any], root: Path, seed: int,
 
 def rollout_spec(case: str, train: str | Path, cases: str = "random") -> dict[str, Any]:
     """Fields, static channels (mask + the case parameters that vary in ``train``), history;
-    with ``cases="cfdbench"`` CFDBench's parameter names and converged-frame rule."""
+    with ``cases="cfdbench"`` CFDBench's parameter names and, where CFDBench's loader of the
+    problem applies it (cavity, tube / channel, cylinder; not the dam / step), its
+    converged-frame rule."""
     import h5py
 
     from pdeml.solvers.problems.base import make_problem
-    from pdeml.solvers.problems.cfdbench_cases import case_list
+    from pdeml.solvers.problems.cfdbench_cases import (
+        CASE_LISTS,
+        STABLE_STATE_DIFF,
+        case_list,
+        stable_state_diff,
+    )
 
     kind = type(make_problem(case))
     cfdbench = getattr(kind, "CFDBENCH", None)  # the two-phase problems keep their own lists
@@ -116,21 +157,37 @@ def rollout_spec(case: str, train: str | Path, cases: str = "random") -> dict[st
                    and np.ptp(np.asarray(f[p][...], np.float64)) > 0]
     fields = list(getattr(kind, "ROLLOUT_FIELDS", ("u", "v")))  # two-phase flows add alpha
     spec = {"fields": fields, "static": ["mask", *varying], "history": 1, "residual": True}
-    if cases == "cfdbench":
-        spec["stable_state_diff"] = STABLE_STATE_DIFF
+    if cases == "cfdbench":  # as CFDBench's loader of this problem: the dam keeps every pair
+        tol = stable_state_diff(cfdbench or kind.name) if (cfdbench or kind.name) in \
+            CASE_LISTS else STABLE_STATE_DIFF
+        if tol is not None:
+            spec["stable_state_diff"] = tol
     return spec
 
 
 @torch.no_grad()
 def cfdbench_profile(model: Any, data: str | Path, spec: dict[str, Any], batch_size: int = 16,
-                     masked: bool = True) -> dict[str, Any]:
+                     masked: bool = True, fields: Sequence[str] = CFDBENCH_GRID_FIELDS,
+                     identity_fields: Sequence[str] = ("u",)) -> dict[str, Any]:
     """CFDBench's one-step scores of ``model`` and of the identity baseline on a test file.
 
     Pairs are visited as CFDBench's loader does (cases in file order, frames in time order,
     cut at the converged-frame rule of ``spec``) in batches of ``batch_size``. Returns
-    ``model`` and ``identity`` (:meth:`pdeml.metrics.CFDBenchScores.compute`) and ``pooled``
+    ``model`` and ``identity`` (:meth:`pdeml.metrics.CFDBenchScores.compute`), ``pooled``
     (pdeml's :class:`pdeml.metrics.MetricAccumulator` of the same pairs, fluid points only
-    unless ``masked=False``).
+    unless ``masked=False``) and ``fields`` (what each was scored on).
+
+    Parameters
+    ----------
+    model, data, spec, batch_size, masked
+        The one-step model, the test file, its rollout spec, CFDBench's evaluation batch
+        size and pdeml's masking of the pooled metrics.
+    fields
+        Fields the model's CFDBench scores pool: ``("u", "v")`` (the default, CFDBench's
+        FNO / U-Net / ResNet and so pdeml's grid operators) or ``("u",)`` (CFDBench's
+        DeepONet-style models); :func:`cfdbench_fields` gives a family's default.
+    identity_fields
+        Fields of the identity baseline's scores (CFDBench: ``("u",)``).
     """
     from torch.utils.data import DataLoader
 
@@ -140,7 +197,8 @@ def cfdbench_profile(model: Any, data: str | Path, spec: dict[str, Any], batch_s
 
     ds = StepDataset(data, **{k: v for k, v in spec.items() if k != "task"})
     step = next_frame(model, ds.n_fields, ds.history, ds.residual)
-    ours, ident = CFDBenchScores(batch_size), CFDBenchScores(batch_size)
+    ours = CFDBenchScores(batch_size, _channels(fields, ds.fields, "model"))
+    ident = CFDBenchScores(batch_size, _channels(identity_fields, ds.fields, "identity"))
     pooled = MetricAccumulator(ds.fields)
     for idx in DataLoader(range(len(ds)), batch_size=batch_size, shuffle=False):
         pairs = [ds.pair_index(int(k)) for k in idx]
@@ -151,28 +209,33 @@ def cfdbench_profile(model: Any, data: str | Path, spec: dict[str, Any], batch_s
         ours.update(pred, y, mask)  # CFDBench masks the model's output and label ...
         ident.update(torch.stack([ds.series[i, t] for i, t in pairs]), y)  # ... not these
         pooled.update(pred, y, mask=mask if masked else None)
-    return {"model": ours.compute(), "identity": ident.compute(), "pooled": pooled.compute()}
+    return {"model": ours.compute(), "identity": ident.compute(), "pooled": pooled.compute(),
+            "fields": {"model": list(fields), "identity": list(identity_fields)}}
 
 
 @torch.no_grad()
 def nonauto_profile(model: Any, data: str | Path, spec: dict[str, Any], batch_size: int = 16,
-                    masked: bool = True) -> dict[str, Any]:
+                    masked: bool = True, fields: Sequence[str] = ("u",)) -> dict[str, Any]:
     """CFDBench's scores (and pdeml's pooled metrics) of a non-autoregressive model over
-    every frame of every test case, in order, batches of ``batch_size``."""
+    every frame of every test case, in order, batches of ``batch_size``; the CFDBench scores
+    pool ``fields`` (CFDBench's ``train.evaluate`` scores its DeepONet / FFN on u:
+    ``label[:, :1]``)."""
     from torch.utils.data import DataLoader
 
     from pdeml.datasets.timeseries import NonAutoDataset
     from pdeml.metrics import CFDBenchScores, MetricAccumulator
 
     ds = NonAutoDataset(data, spec["fields"], spec.get("static", ()))
-    ours, pooled = CFDBenchScores(batch_size), MetricAccumulator(ds.fields)
+    ours = CFDBenchScores(batch_size, _channels(fields, ds.fields, "model"))
+    pooled = MetricAccumulator(ds.fields)
     at = ds.static.index("mask") if "mask" in ds.static else None
     for x, y in DataLoader(ds, batch_size=batch_size, shuffle=False):
         mask = x[:, at] if at is not None else None
         pred = model(x)
         ours.update(pred, y, mask)
         pooled.update(pred, y, mask=mask if masked else None)
-    return {"model": ours.compute(), "pooled": pooled.compute()}
+    return {"model": ours.compute(), "pooled": pooled.compute(),
+            "fields": {"model": list(fields)}}
 
 
 def _persistence(spec: dict[str, Any]) -> Any:
@@ -219,6 +282,8 @@ def _row(case: str, sweep: str, op: str, n_params: int, train_s: float,
     curve = free.get("per_step", {}).get("rel_l2", [free["rel_l2"]])
     bench = {f"cfdbench_{k}": v for k, v in rep.get("cfdbench", {}).items()
              if f"cfdbench_{k}" in CFDBENCH_COLUMNS}
+    if "cfdbench_fields" in rep:
+        bench["cfdbench_fields"] = ",".join(rep["cfdbench_fields"])
     return {"case": case, "sweep": sweep, "operator": op, "params": n_params,
             "train_s": round(train_s, 2), **{m: one[m] for m in METRICS},
             "rollout_rel_l2": free["rel_l2"], "rollout_rmse": free["rmse"],
@@ -241,6 +306,7 @@ def run_cfd_suite(
     case_list: str = "random",
     nonauto: bool = False,
     masked: bool = True,
+    cfdbench_fields: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Train and evaluate ``operators`` on the CFDBench-style cases and write the report.
 
@@ -278,6 +344,11 @@ def run_cfd_suite(
         Also train and score each operator on CFDBench's non-autoregressive task.
     masked
         pdeml's metrics over fluid points only (``False``: every grid point).
+    cfdbench_fields
+        Fields of the CFDBench scores of every row (``["u"]`` or ``["u", "v"]``); ``None``
+        (default) scores each model as CFDBench's code scores its family
+        (:func:`cfdbench_fields`: identity u; grid operators u and v; the
+        non-autoregressive rows u, as CFDBench's ``train.py``).
 
     Returns
     -------
@@ -298,10 +369,12 @@ def run_cfd_suite(
     out = Path(out)
     if case_list not in ("random", "cfdbench"):
         raise ValueError(f"unknown case_list '{case_list}'; use random or cfdbench")
+    if cfdbench_fields is not None:
+        cfdbench_fields = tuple(_check_choice("CFDBench field", cfdbench_fields, ("u", "v")))
     ctx = {"cfg": cfg, "out": out, "data": Path(data_dir) if data_dir else out / "data",
            "seed": seed, "progress": progress, "overwrite": overwrite,
            "kwargs": model_kwargs or {}, "cases": case_list, "masked": masked,
-           "nonauto": nonauto}
+           "nonauto": nonauto, "cfdbench_fields": cfdbench_fields}
     models = [BASELINE] * bool(baseline) + operators
     ctx["runs"] = [0, len(cases) * len(sweeps) * len(models)]  # done, total: progress lines
     rows, records, figures = [], [], {}
@@ -396,9 +469,13 @@ def _evaluate_one(case: str, sweep: str, op: str, paths: dict[str, Path],
                          title=f"{case} {sweep} {op}", masked=ctx["masked"])
     name = op
     if ctx["cases"] == "cfdbench":
-        prof = cfdbench_profile(model, paths["test"], spec, masked=ctx["masked"])
+        chosen = ctx.get("cfdbench_fields")
+        fields = chosen or cfdbench_fields(op)
+        prof = cfdbench_profile(model, paths["test"], spec, masked=ctx["masked"],
+                                fields=fields, identity_fields=chosen or cfdbench_fields(IDENTITY))
         # the baseline's CFDBench scores are CFDBench's identity (unmasked input frame)
-        rep["cfdbench"] = prof["identity"] if op == BASELINE else prof["model"]
+        who = "identity" if op == BASELINE else "model"
+        rep["cfdbench"], rep["cfdbench_fields"] = prof[who], prof["fields"][who]
         name = IDENTITY if op == BASELINE else op
     return (case, sweep, name, n_params, train_s, rep)
 
@@ -412,13 +489,15 @@ def _nonauto_row(case: str, sweep: str, op: str, paths: dict[str, Path],
     model, train_s, n_params = _train(op, paths, task, ctx["out"] / "runs" / key /
                                       f"{op}-nonauto", cfg, kwargs, ctx["seed"],
                                       ctx["progress"], ctx["overwrite"])
-    prof = nonauto_profile(model, paths["test"], task, masked=ctx["masked"])
+    prof = nonauto_profile(model, paths["test"], task, masked=ctx["masked"],
+                           fields=ctx.get("cfdbench_fields") or ("u",))
     pooled = prof["pooled"]
     return {"case": case, "sweep": sweep, "operator": f"{op}-nonauto", "params": n_params,
             "train_s": round(train_s, 2), **{m: pooled[m] for m in METRICS},
             "rollout_rel_l2": float("nan"), "rollout_rmse": float("nan"),
             "rollout_final_rel_l2": float("nan"),
-            **{f"cfdbench_{k}": prof["model"][k] for k in ("nmse", "mse", "rmse", "mae")}}
+            **{f"cfdbench_{k}": prof["model"][k] for k in ("nmse", "mse", "rmse", "mae")},
+            "cfdbench_fields": ",".join(prof["fields"]["model"])}
 
 
 def _write(out: Path, rows: list[dict[str, Any]], records: list[tuple], figures: dict,

@@ -5,14 +5,16 @@ For each problem (cavity, channel = tube stand-in, step = dam stand-in, cylinder
 
 1. solves evenly spaced cases of CFDBench's case list with pdeml's projection solver and
    writes them in CFDBench's folder layout (:func:`pdeml.datasets.cfdbench.export_cfdbench`;
-   cases stop at CFDBench's converged-frame rule or ``final_time``);
+   cases stop at CFDBench's converged-frame rule or ``final_time``; ``step``, the dam's
+   stand-in, runs to ``final_time``, as CFDBench's dam loader keeps every pair);
 2. imports them with CFDBench's seeded 8:1:1 case split
    (:func:`pdeml.datasets.cfdbench.import_cfdbench_splits`);
 3. trains a one-step FNO (increment of ``u, v`` from the current frame, the mask and the
    varying case parameters) on the training pairs before convergence;
-4. scores it on the test pairs with CFDBench's profile (u only, NMSE/MSE/RMSE/MAE, per-batch
-   means over batches of 16) next to CFDBench's identity baseline, and with pdeml's pooled,
-   fluid-masked metrics.
+4. scores it on the test pairs with CFDBench's profile (NMSE/MSE/RMSE/MAE, per-batch means
+   over batches of 16; the FNO on u and v, as CFDBench scores its FNO, ``out_chan=2``)
+   next to CFDBench's identity baseline (u only), and with pdeml's pooled, fluid-masked
+   metrics.
 
 Writes ``<out>/bench_cfdbench.json`` and prints the one-step NMSE table. Every stage resumes
 (finished cases, imports and trained runs are reused). Sizes are set for a 2-core machine
@@ -83,7 +85,7 @@ def one(problem: str, subset: str, args: argparse.Namespace) -> dict:
     from pdeml.datasets.cfdbench import import_cfdbench_splits
     from pdeml.datasets.timeseries import StepDataset
     from pdeml.evaluate import load_surrogate
-    from pdeml.suite import cfdbench_profile, rollout_spec
+    from pdeml.suite import cfdbench_fields, cfdbench_profile, rollout_spec
 
     t0 = time.perf_counter()
     base = export(problem, subset, args)
@@ -96,11 +98,12 @@ def one(problem: str, subset: str, args: argparse.Namespace) -> dict:
     run = args.out / "runs" / f"{problem}_{subset}"
     train_s = train_fno(paths, spec, run, args)
     model, _ = load_surrogate(run)
-    prof = cfdbench_profile(model, paths["test"], spec)
+    prof = cfdbench_profile(model, paths["test"], spec, fields=cfdbench_fields("FNO"))
     sizes = {s: len(StepDataset(p, **spec).indices) for s, p in paths.items()}
     pairs = {s: len(StepDataset(p, **spec)) for s, p in paths.items()}
     return {"problem": problem, "subset": subset, "cases": sizes, "pairs": pairs,
             "static": spec["static"], "fno": prof["model"], "identity": prof["identity"],
+            "cfdbench_fields": prof["fields"],
             "fno_pooled_masked": {k: prof["pooled"][k] for k in ("nmse", "mse", "rel_l2")},
             "export_s": round(t1 - t0, 1), "train_s": round(train_s, 1),
             "load_after": load()}

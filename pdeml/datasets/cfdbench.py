@@ -28,9 +28,14 @@ Where pdeml follows and departs:
   domain box (cell centres inside ``x^2 + y^2 < radius^2`` around the origin, the
   cylinder's centre in CFDBench's coordinates) and the dam's barrier from
   ``barrier_width/height`` at ``x = 0.5`` (cell centres); else all fluid (cavity, tube).
-  CFDBench's own loaders differ here: the cylinder loader tests cells against a centre at
-  ``(-x_min, -y_min)`` in coordinates that start at ``x_min``, and the dam loader's slice
-  ``mask[:0:top]`` selects nothing, so its dam mask is all ones.
+  CFDBench's own loaders differ here. The cylinder loader (``load_case_data`` of
+  ``src/dataset/cylinder.py``, as read at commit ``40f1648``; ``0dcc1bc`` is the same)
+  tests the cell corners ``(x_min + j dx, y_min + i dy)`` against a fixed centre at
+  ``(0.5, 0.5)``, not the origin, while it passes ``center_x = -x_min``,
+  ``center_y = -y_min`` on as case parameters; the test against ``(-x_min, -y_min)`` only
+  came with a later commit (``8978073``, which also adds a ``load_case_data_fix`` on cell
+  centres). The dam loader's slice ``mask[:0:top]`` selects nothing, so its dam mask is all
+  ones.
 - *No boundary padding.* CFDBench's loaders pad a column of inflow velocity on the left and
   wall rows top and bottom (64 x 64 -> 66 x 65); pdeml keeps the stored grid and carries the
   boundary values in the case parameters.
@@ -57,7 +62,13 @@ import numpy as np
 from pdeml import __version__
 from pdeml.datasets.schema import SCHEMA_VERSION, DatasetError, write_arrays
 from pdeml.solvers.problems.base import Variable
-from pdeml.solvers.problems.cfdbench_cases import SUBSETS, case_list, cfdbench_split, parse_subsets
+from pdeml.solvers.problems.cfdbench_cases import (
+    SUBSETS,
+    case_list,
+    cfdbench_split,
+    parse_subsets,
+    stable_state_diff,
+)
 
 FRAME_DT = 0.1
 
@@ -72,8 +83,8 @@ def _name(key: str) -> str:
 # ------------------------------------------------------------------------------- export
 def export_cfdbench(
     problem: Any, root: str | Path, subsets: str = "all", stride: int = 1,
-    max_cases: int | None = None, stop_below: float | None = 1e-3, progress: bool = True,
-    numbers: Sequence[int] | None = None,
+    max_cases: int | None = None, stop_below: float | None | str = "auto",
+    progress: bool = True, numbers: Sequence[int] | None = None,
 ) -> Path:
     """Solve CFDBench's cases with a pdeml flow problem and write them as case folders.
 
@@ -94,7 +105,9 @@ def export_cfdbench(
         Instead, these case numbers of each subset (those past its end are skipped).
     stop_below
         Stop a case after the first frame that CFDBench's convergence rule calls converged
-        (saves the frames it would drop); ``None`` runs to ``final_time``.
+        (saves the frames its loader would drop); ``None`` runs to ``final_time``. ``"auto"``
+        (default): as CFDBench's loader of the problem, 1e-3 for the cavity, tube and
+        cylinder, ``None`` for the dam (its loader keeps every pair).
     progress
         One line per case on stderr.
 
@@ -105,6 +118,10 @@ def export_cfdbench(
         case is written to a temporary folder and renamed, so none is half-written).
     """
     cl = case_list(problem.CFDBENCH)
+    if stop_below == "auto":
+        stop_below = stable_state_diff(problem.CFDBENCH)
+    elif isinstance(stop_below, str):
+        raise ValueError(f"stop_below must be a number, None or 'auto', got '{stop_below}'")
     base = Path(root) / problem.name
     todo = []
     for sub in parse_subsets(subsets):

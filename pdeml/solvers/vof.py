@@ -57,6 +57,9 @@ from pdeml.solvers.vof_pressure import VOF_PRESSURE_METHODS, VariablePoisson
 
 WATER = (1000.0, 1.0e-3)   # density kg/m^3, dynamic viscosity Pa s (20 C)
 AIR = (1.225, 1.79e-5)     # Fluent's default air
+# donor-cell share of momentum advection validated against Martin & Moyce (1952)
+# (pdeml.solvers.dambreak, tests/solvers/test_vof.py); the tube / dam problems pass it too
+VALIDATED_UPWIND = 0.5
 
 
 # ------------------------------------------------------------------ PLIC geometry
@@ -162,9 +165,14 @@ class VOFSolver(ProjectionSolver):
 
     Parameters
     ----------
-    nx, ny, lx, ly, boundaries, solid, upwind
+    nx, ny, lx, ly, boundaries, solid
         As for :class:`pdeml.solvers.projection.ProjectionSolver` (``"inflow"`` sides carry
         water where ``inflow_alpha`` says so).
+    upwind
+        Donor-cell share of momentum advection in [0, 1] (0 central, 1 pure donor cell).
+        Default :data:`VALIDATED_UPWIND` (0.5): the value the Martin & Moyce dam break was
+        validated with and the ``tube`` / ``dam`` problems use (pure donor cell, 1, was the
+        default before and is the more diffusive choice).
     alpha
         Initial water fraction per cell ``(ny, nx)``.
     water, air
@@ -183,7 +191,7 @@ class VOFSolver(ProjectionSolver):
         self, nx: int, ny: int, lx: float, ly: float, alpha: np.ndarray,
         water: tuple[float, float] = WATER, air: tuple[float, float] = AIR,
         gravity: float = 9.81, boundaries: dict[str, Boundary] | None = None,
-        solid: np.ndarray | None = None, upwind: float = 1.0,
+        solid: np.ndarray | None = None, upwind: float = VALIDATED_UPWIND,
         inflow_alpha: float | object = 1.0, pressure_method: str = "amg-reuse",
         pressure_rtol: float = 1e-10, cfl: float = 0.25, max_dt: float = 1e-2,
     ) -> None:
@@ -283,6 +291,8 @@ class VOFSolver(ProjectionSolver):
     def step(self) -> None:
         """Advance by ``self.dt``: predictor, variable-density projection, VOF transport."""
         dt = self.dt
+        self._require_finite("velocity u", self.u, dt)
+        self._require_finite("velocity v", self.v, dt)
         hu, hv = self._rhs()
         if self._h_prev is None:
             fu, fv = self.u + dt * hu, self.v + dt * hv
@@ -292,8 +302,11 @@ class VOFSolver(ProjectionSolver):
             fv = self.v + dt * ((1 + 0.5 * r) * hv - 0.5 * r * self._h_prev[1])
         self._h_prev, self._dt_prev = (hu, hv), dt
         fu[~self.u_free], fv[~self.v_free] = self.u[~self.u_free], self.v[~self.v_free]
+        self._require_finite("predicted velocity u", fu, dt)
+        self._require_finite("predicted velocity v", fv, dt)
         rho_u, rho_v = self._face_mean(self.density())
         beta = np.concatenate([(1.0 / rho_u).ravel(), (1.0 / rho_v).ravel()])
+        self._require_finite("face coefficient 1/rho (from alpha)", beta, dt)
         faces = np.concatenate([fu.ravel(), fv.ravel()])
         p = self._project(faces, beta, dt)
         n_u = self.u.size
@@ -308,9 +321,20 @@ class VOFSolver(ProjectionSolver):
             raise FloatingPointError(f"two-phase solver blew up at t={self.time:.4g} "
                                      f"(step {self.n_steps}, dt {dt:.3g}); lower cfl")
 
+    def _require_finite(self, name: str, values: np.ndarray, dt: float) -> None:
+        """Raise before the pressure solve (an iterative one would spend ``10 n`` iterations
+        on a NaN) when ``values`` hold a NaN or an infinity; one line: field, time, step."""
+        if not np.isfinite(values).all():
+            bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+            raise FloatingPointError(
+                f"two-phase solver: {name} is not finite ({bad} of {np.size(values)} values) "
+                f"at t={self.time:.4g}, step {self.n_steps + 1} (dt {dt:.3g}), before the "
+                f"pressure solve; lower cfl or check the initial fields")
+
     def _project(self, faces: np.ndarray, beta: np.ndarray, dt: float) -> np.ndarray:
         """Make ``faces`` (predicted velocity, in place) divergence-free; return the pressure."""
         rhs = -(self.dx * self.dy) * (self.D @ faces) / dt
+        self._require_finite("pressure right-hand side div(u*)/dt", rhs, dt)
         p = self.pressure_solver.solve(beta, rhs)
         faces -= dt * beta * (self.G @ p)
         return p

@@ -20,7 +20,10 @@ assembles it cheaply (a fixed sparsity pattern; only the values are recomputed, 
     refreshed when the matrix changes) and the same reused AMG preconditioner.
 
 All iterative methods stop on ``norm(b - A p) <= rtol * norm(b)`` (scipy's test), which
-:attr:`VariablePoisson.last_residual` reports for checking.
+:attr:`VariablePoisson.last_residual` reports for checking. Every method is bitwise
+repeatable between identical runs: the hierarchies are built by
+:func:`pdeml.solvers.krylov.precond.amg_hierarchy` (pyamg's random spectral-radius start
+vectors under a fixed local seed).
 """
 
 from __future__ import annotations
@@ -124,10 +127,10 @@ class VariablePoisson:
         return x
 
     def _build(self, A: sp.csr_matrix) -> None:
-        import pyamg
+        from pdeml.solvers.krylov.precond import amg_hierarchy
 
         start = time.perf_counter()
-        self._ml = pyamg.smoothed_aggregation_solver(A)
+        self._ml = amg_hierarchy(A)  # fixed local seed: repeatable runs
         self._M = self._ml.aspreconditioner(cycle="V")
         self._n0 = None
         self.n_builds += 1

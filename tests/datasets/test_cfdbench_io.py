@@ -118,7 +118,69 @@ def test_cases_cfdbench_through_the_generator_and_the_profile(tmp_path):
     def persistence(x):
         return torch.zeros_like(x[:, :2])
 
-    prof = cfdbench_profile(persistence, paths["test"], spec)
-    # no solid in the cavity: the masked persistence model is CFDBench's identity
+    prof = cfdbench_profile(persistence, paths["test"], spec, fields=("u",))
+    # no solid in the cavity: the masked persistence model, scored on u, is CFDBench's identity
     assert prof["model"] == pytest.approx(prof["identity"], rel=1e-12)
     assert prof["model"]["nmse"] > 0 and prof["model"]["n_pairs"] >= 1
+
+
+def test_profile_scores_the_fields_asked(tmp_path):
+    """Default: u and v (CFDBench's FNO / U-Net / ResNet); ``fields=("u",)`` as its
+    DeepONet-style models; the identity row stays on u."""
+    p = make_problem("cavity", cases="cfdbench", sweep="geo", **{**TINY, "final_time": 0.3})
+    paths = generate_dataset(p, tmp_path / "d", {"train": 1, "test": 1}, seed=0)
+    spec = rollout_spec("cavity", paths["train"], "cfdbench")
+
+    def still_u_wrong_v(x):  # u: persistence; v: an increment of 10 everywhere
+        out = torch.zeros_like(x[:, :2])
+        out[:, 1] = 10.0
+        return out
+
+    both = cfdbench_profile(still_u_wrong_v, paths["test"], spec)
+    u_only = cfdbench_profile(still_u_wrong_v, paths["test"], spec, fields=("u",))
+    assert both["fields"] == {"model": ["u", "v"], "identity": ["u"]}
+    assert u_only["model"] == pytest.approx(u_only["identity"], rel=1e-12)  # no solid
+    assert both["identity"] == u_only["identity"]
+    assert both["model"]["mse"] > 10 * u_only["model"]["mse"]
+    with pytest.raises(ValueError, match="not all among"):
+        cfdbench_profile(still_u_wrong_v, paths["test"], spec, fields=("p",))
+
+
+def test_converged_pairs_follow_each_cfdbench_loader(tmp_path):
+    """CFDBench's cavity, tube and cylinder loaders stop a case at its first converged pair;
+    its dam loader keeps every pair: pdeml's dam stand-in (step) neither cuts its pairs nor
+    stops solving there, the others do."""
+    from pdeml.solvers.problems.cfdbench_cases import stable_state_diff
+
+    assert stable_state_diff("dam") is None
+    assert {stable_state_diff(p) for p in ("cavity", "tube", "cylinder")} == {1e-3}
+    empty = tmp_path / "empty.h5"
+    h5py.File(empty, "w").close()
+    assert "stable_state_diff" not in rollout_spec("step", empty, "cfdbench")
+    assert "stable_state_diff" not in rollout_spec("dam", empty, "cfdbench")
+    for name in ("cavity", "channel", "cylinder"):
+        assert rollout_spec(name, empty, "cfdbench")["stable_state_diff"] == 1e-3
+    for name, expected in (("step", None), ("channel", 1e-3)):
+        problem = make_problem(name, cases="cfdbench", sweep="bc",
+                               **{**TINY, "final_time": 0.2})
+        stops, run = [], problem.run
+
+        def recording(solver, params, stop_below=None, run=run, stops=stops):
+            stops.append(stop_below)
+            return run(solver, params, stop_below=stop_below)
+
+        problem.run = recording
+        problem.sample_indexed("train", 0, np.random.default_rng(0))  # the generator's solve
+        export_cfdbench(problem, tmp_path / name, "bc", numbers=[0], progress=False)
+        assert stops == [expected, expected], name
+
+
+def test_module_doc_cites_the_cylinder_mask_of_the_commit_it_read():
+    """The released loader tests (x_min + j dx, y_min + i dy) against (0.5, 0.5); the
+    (-x_min, -y_min) centre is a later commit's and is cited as such."""
+    import pdeml.datasets.cfdbench as module
+
+    doc = " ".join(module.__doc__.split())
+    assert "against a fixed centre at ``(0.5, 0.5)``" in doc and "40f1648" in doc
+    assert "tests cells against a centre at ``(-x_min, -y_min)``" not in doc
+    assert "later commit (``8978073``" in doc

@@ -81,3 +81,23 @@ def test_padded_steps_of_shorter_trajectories_are_not_scored():
     assert m["mse"] == pytest.approx(1.0, rel=1e-12) and m["max_error"] == 1.0
     assert m["per_step"]["rmse"] == pytest.approx([1.0, 1.0, 1.0], rel=1e-12)
     assert m["brmse"] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_cfdbench_scores_pool_u_and_v_when_asked():
+    """CFDBench's grid models (FNO, U-Net, ResNet: ``out_chan=2``) are scored on u and v in
+    one mean over every element of the batch, v's error included."""
+    p, y = pairs()
+    scores = CFDBenchScores(batch_size=2, channels=(0, 1))
+    scores.update(p, y)
+    got = scores.compute()
+    # batch A = pairs 0, 1: e^2 = 1 (u) + 4 * 100^2 (v), y^2 = 6, over 2 x 2 x 2 = 8 points;
+    # batch B = pair 2: e^2 = 9 + 2 * 100^2, |e| = 3 + 200, y^2 = 1, over 4 points
+    mse = ((1 + 40000) / 8 + (9 + 20000) / 4) / 2
+    assert got["mse"] == pytest.approx(mse, rel=1e-12)
+    assert got["mae"] == pytest.approx(((1 + 400) / 8 + (3 + 200) / 4) / 2, rel=1e-12)
+    assert got["nmse"] == pytest.approx(((40001 / 8) / (6 / 8) + (20009 / 4) / (1 / 4)) / 2,
+                                        rel=1e-12)
+    with pytest.raises(ValueError, match="channels"):
+        CFDBenchScores(channels=(2,)).update(p, y)
+    with pytest.raises(ValueError, match="distinct"):
+        CFDBenchScores(channels=(0, 0))

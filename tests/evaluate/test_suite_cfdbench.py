@@ -30,3 +30,49 @@ def test_cfdbench_protocol_rows_table_and_figures(tmp_path):
     again = evaluate_run(out / "runs" / "cylinder_geo" / "FNO-nonauto")["metrics"]
     assert again["cfdbench"]["nmse"] == pytest.approx(result["rows"][2]["cfdbench_nmse"])
     assert "no solver baseline for the non-autoregressive task" in again["baselines"]["note"]
+
+
+def test_cfdbench_fields_follow_cfdbench_model_families():
+    from pdeml.suite import cfdbench_fields
+
+    assert cfdbench_fields("identity") == cfdbench_fields("persistence") == ("u",)
+    for deeponet_style in ("auto_deeponet", "auto_edeeponet", "auto_deeponet_cnn", "auto_ffn"):
+        assert cfdbench_fields(deeponet_style) == ("u",)
+    for grid in ("FNO", "TFNO", "LSM", "MgNO", "unet", "resnet"):
+        assert cfdbench_fields(grid) == ("u", "v")
+
+
+@pytest.mark.parametrize(("override", "model", "identity"),
+                         [(None, ("u", "v"), ("u",)), (("u",), ("u",), ("u",)),
+                          (("u", "v"), ("u", "v"), ("u", "v"))])
+def test_the_suite_scores_each_family_on_its_fields(monkeypatch, tmp_path, override, model,
+                                                     identity):
+    """The suite passes each model family's CFDBench fields (or the override) to the profile
+    and records them in the row (no training: the run and the reports are stand-ins)."""
+    import pdeml.evaluate
+    import pdeml.suite as suite
+
+    asked = []
+
+    def profile(model_, data, spec, masked=True, fields=("u", "v"), identity_fields=("u",)):
+        asked.append((tuple(fields), tuple(identity_fields)))
+        score = {"nmse": 1.0, "mse": 1.0, "rmse": 1.0, "mae": 1.0}
+        return {"model": score, "identity": score,
+                "fields": {"model": list(fields), "identity": list(identity_fields)}}
+
+    one = {"per_step": {"rel_l2": [0.1]}, "rel_l2": 0.1, "rmse": 0.1,
+           **{m: 0.1 for m in suite.METRICS}}
+    monkeypatch.setattr(suite, "cfdbench_profile", profile)
+    monkeypatch.setattr(suite, "_train", lambda *a, **k: (object(), 0.0, 0))
+    monkeypatch.setattr(pdeml.evaluate, "rollout_report",
+                        lambda *a, **k: {"one_step": one, "rollout": one, "figures": []})
+    ctx = {"cfg": {"model": {}}, "out": tmp_path, "kwargs": {}, "seed": 0, "progress": False,
+           "overwrite": False, "cases": "cfdbench", "masked": True, "cfdbench_fields": override}
+    paths = {"test": tmp_path / "test.h5"}
+    spec = {"fields": ["u", "v"], "static": ["mask"], "history": 1, "residual": True}
+    rows = [suite._row(*suite._evaluate_one("cavity", "bc", op, paths, spec, ctx))
+            for op in (suite.BASELINE, "FNO")]
+    assert asked[1] == (model, identity) and asked[0][1] == identity
+    assert [r["operator"] for r in rows] == ["identity", "FNO"]
+    assert rows[0]["cfdbench_fields"] == ",".join(identity)
+    assert rows[1]["cfdbench_fields"] == ",".join(model)

@@ -3,22 +3,30 @@
 Each builder returns a :class:`Preconditioner`, a ``LinearOperator`` approximating ``A^{-1}``
 of the matrix it was built from; applying it to a different but nearby matrix's residuals is
 legitimate (right preconditioning keeps the true residual), only less effective.
+
+Every pyamg hierarchy pdeml builds goes through :func:`amg_hierarchy`: pyamg estimates
+spectral radii (the prolongation smoother's weight) by Arnoldi/Lanczos from start vectors it
+draws from numpy's *global* generator, so two builds for the same matrix differ in the last
+bits and so do the solves preconditioned by them. The builds run under a fixed seed that is
+set locally and the caller's global generator state is restored afterwards.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import LinearOperator, spilu, splu
 
-__all__ = ["PRECONDITIONERS", "Preconditioner", "amg", "ilu", "ilu0", "jacobi",
-           "make_preconditioner", "ssor"]
+__all__ = ["AMG_SEED", "PRECONDITIONERS", "Preconditioner", "amg", "amg_hierarchy", "ilu",
+           "ilu0", "jacobi", "make_preconditioner", "numpy_global_seed", "ssor"]
 
 PRECONDITIONERS = ("none", "ilu", "amg", "jacobi", "sor", "ilu0")
+AMG_SEED = 0  # numpy's global seed while pyamg builds a hierarchy (see the module docstring)
 
 
 class Preconditioner(LinearOperator):
@@ -112,15 +120,31 @@ def ilu(
                           apply_block=factor.solve)
 
 
-def amg(A: Any, cycle: str = "V", **options: Any) -> Preconditioner:
-    """One algebraic multigrid cycle (pyamg smoothed aggregation) as a preconditioner.
+@contextmanager
+def numpy_global_seed(seed: int) -> Iterator[None]:
+    """Seed numpy's global generator inside the block and restore its state on leaving.
+
+    For third-party code that draws from ``np.random`` (pyamg's setup); the caller's
+    generator continues exactly where it was. Not thread-safe (the global state is shared).
+    """
+    state = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def amg_hierarchy(A: Any, seed: int | None = AMG_SEED, **options: Any) -> Any:
+    """A pyamg smoothed-aggregation hierarchy of ``A``, the same bits for the same matrix.
 
     Parameters
     ----------
     A
-        Sparse (or dense) square matrix; smoothed aggregation suits diffusion-like problems.
-    cycle
-        ``"V"``, ``"W"``, ``"F"`` or ``"AMLI"``.
+        Sparse square matrix (converted to CSR).
+    seed
+        Seed of numpy's global generator during the setup (restored afterwards); ``None``
+        builds with the global generator as it stands (pyamg's own, unrepeatable behaviour).
     **options
         Passed to ``pyamg.smoothed_aggregation_solver``.
 
@@ -134,9 +158,39 @@ def amg(A: Any, cycle: str = "V", **options: Any) -> Preconditioner:
     except ImportError as err:  # pragma: no cover - depends on the environment
         msg = "the AMG preconditioner needs pyamg: pip install 'pdeml[solvers]'"
         raise ImportError(msg) from err
+    # a canonical copy: pyamg sorts indices in place, which changes the summation order of
+    # the caller's next products (and of a second build from the same, now sorted, matrix)
+    A = sp.csr_matrix(A, copy=True)
+    A.sum_duplicates()
+    if seed is None:
+        return pyamg.smoothed_aggregation_solver(A, **options)
+    with numpy_global_seed(seed):
+        return pyamg.smoothed_aggregation_solver(A, **options)
+
+
+def amg(A: Any, cycle: str = "V", seed: int | None = AMG_SEED, **options: Any
+        ) -> Preconditioner:
+    """One algebraic multigrid cycle (pyamg smoothed aggregation) as a preconditioner.
+
+    Parameters
+    ----------
+    A
+        Sparse (or dense) square matrix; smoothed aggregation suits diffusion-like problems.
+    cycle
+        ``"V"``, ``"W"``, ``"F"`` or ``"AMLI"``.
+    seed
+        See :func:`amg_hierarchy` (the default makes the preconditioner bitwise repeatable).
+    **options
+        Passed to ``pyamg.smoothed_aggregation_solver``.
+
+    Raises
+    ------
+    ImportError
+        When pyamg is missing (install the ``solvers`` extra: ``pip install pdeml[solvers]``).
+    """
     A = _require_matrix(A, "AMG").tocsr()
     start = time.perf_counter()
-    ml = pyamg.smoothed_aggregation_solver(A, **options)
+    ml = amg_hierarchy(A, seed, **options)
     op = ml.aspreconditioner(cycle=cycle)
     return Preconditioner(A.shape, A.dtype, op.matvec, "amg", time.perf_counter() - start)
 

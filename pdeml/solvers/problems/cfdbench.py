@@ -53,9 +53,12 @@ for two documented scalings:
 Frames are stored every ``frame_dt`` seconds (0.1 s, CFDBench's ``data_delta_time``) of
 the solved case. CFDBench's rule that drops one-step pairs once the flow has converged
 (``mean |(|u_{t+1}| - |u_t|)| < 1e-3``) is applied by the datasets
-(:func:`pdeml.datasets.timeseries.converged_length`); listed cases also stop solving there
-and are padded with their last frame (``n_frames`` keeps each length), so the default
-horizon, CFDBench's ``data_max_time`` of 30 s, costs only what a case needs.
+(:func:`pdeml.datasets.timeseries.converged_length`) where CFDBench's loader applies it:
+cavity, tube (``channel``) and cylinder; its dam loader (``step`` here) keeps every pair
+(:func:`pdeml.solvers.problems.cfdbench_cases.stable_state_diff`). Listed cases of the first
+three also stop solving there and are padded with their last frame (``n_frames`` keeps each
+length), so the default horizon, CFDBench's ``data_max_time`` of 30 s, costs only what a
+case needs; ``step`` cases run the whole horizon.
 """
 
 from __future__ import annotations
@@ -71,7 +74,6 @@ from pdeml.solvers.spectral import positive_int, positive_numbers, time_grid
 
 SWEEPS = ("bc", "prop", "geo", "all")
 PECLET_CENTRAL = 12.0
-CONVERGED = 1e-3  # CFDBench's stable_state_diff: mean |change of speed| between frames
 CFDBENCH_FINAL_TIME = 30.0  # CFDBench's data_max_time (s): the horizon of listed cases
 
 
@@ -317,7 +319,9 @@ class FlowProblem(Problem):
         stop at its convergence test and are padded with their last frame (``n_frames``)."""
         solver = self.build_solver(params)
         listed = self.cases == "cfdbench"
-        frames = self.run(solver, params, stop_below=CONVERGED if listed else None)
+        # stop where CFDBench's loader would drop the rest (not for the dam: it keeps all)
+        stop = cfdbench_cases.stable_state_diff(self.CFDBENCH) if listed else None
+        frames = self.run(solver, params, stop_below=stop)
         n_frames = len(frames)
         frames += [frames[-1]] * (self.n_snapshots - n_frames)
         mask = _resample_mask(solver.fluid, self.resolution)

@@ -39,6 +39,12 @@ say so in :attr:`CaseList.source`. The tube and dam lists serve pdeml's single-p
 stand-ins (``channel``, ``step``) here; the two-phase solvers of those problems plug in
 through the same :func:`case_list` (one :class:`CaseList` per CFDBench problem).
 
+Converged pairs: CFDBench's autoregressive loaders (``<Problem>AutoDataset.load_data``)
+of the cavity, tube and cylinder stop a case at its first pair whose mean change of speed is
+below ``stable_state_diff`` (1e-3); the dam's loader has that test commented out and keeps
+every pair. :attr:`CaseList.drops_converged` records it and :func:`stable_state_diff` gives
+the threshold to use per problem (``None`` for the dam).
+
 The train / dev / test split is CFDBench's (``get_<problem>_auto_datasets``): the chosen
 subsets' case folders in the order prop, bc, geo, each sorted by case number, shuffled by
 Python's ``random.seed(seed); random.shuffle``, then 80 % / 10 % / the rest (rounded for the
@@ -54,6 +60,7 @@ from typing import Any
 import numpy as np
 
 SUBSETS = ("bc", "prop", "geo")
+STABLE_STATE_DIFF = 1e-3  # CFDBench's converged-pair threshold (mean |change of speed|)
 SUBSET_ORDER = ("prop", "bc", "geo")  # CFDBench concatenates the chosen subsets in this order
 
 
@@ -71,12 +78,16 @@ class CaseList:
         Per subset, the list of ``{key: value}`` overrides of the default, one per case.
     source
         Where each subset's values come from.
+    drops_converged
+        Whether CFDBench's autoregressive loader of the problem drops the pairs from the
+        first converged one on (cavity, tube, cylinder) or keeps every pair (dam).
     """
 
     problem: str
     defaults: dict[str, float]
     varied: dict[str, list[dict[str, float]]]
     source: dict[str, str] = field(default_factory=dict)
+    drops_converged: bool = True
 
     def cases(self, subset: str) -> list[dict[str, float]]:
         """Every case of ``subset``, as full ``case.json`` dicts (CFDBench's case order)."""
@@ -129,6 +140,7 @@ DAM = CaseList(
      "geo": _grid(barrier_height=np.linspace(0.11, 0.15, 5),
                   barrier_width=np.linspace(0.01, 0.1, 10))},
     {"bc": _SCRIPT, "prop": _SCRIPT, "geo": "mesh.py of luo-yining/CFDBench"},
+    drops_converged=False,  # src/dataset/dam.py: the convergence test is commented out
 )
 # Schafer-Turek-like channel around a cylinder at the origin (CFDBench stores the domain as
 # x_min..x_max, y_min..y_max around the cylinder's centre)
@@ -154,6 +166,13 @@ def case_list(problem: str) -> CaseList:
         raise ValueError(f"unknown CFDBench problem '{problem}'; use one of "
                          f"{', '.join(CASE_LISTS)}")
     return CASE_LISTS[problem]
+
+
+def stable_state_diff(problem: str) -> float | None:
+    """CFDBench's converged-pair threshold for ``problem`` as its loader applies it:
+    :data:`STABLE_STATE_DIFF` for the cavity, tube and cylinder, ``None`` (keep every pair)
+    for the dam."""
+    return STABLE_STATE_DIFF if case_list(problem).drops_converged else None
 
 
 def parse_subsets(name: str) -> list[str]:

@@ -175,23 +175,15 @@ class _Direct:
         return x, _stats("direct", fallback, 0, matvecs, res)
 
 
-def _seeded(build: Any, A: Any, **options: Any) -> Any:
-    """Build with numpy's global generator fixed, then restore it.
+def seeded_amg(A: Any, **options: Any) -> Any:
+    """:func:`pdeml.solvers.krylov.amg`, reproducible bit for bit.
 
     pyamg estimates spectral radii from ``np.random`` start vectors: unseeded, the same
     matrix gives slightly different hierarchies, and a shard would not be reproducible.
+    :func:`~pdeml.solvers.krylov.amg` now fixes the seed itself (locally, the caller's
+    generator restored); this name is kept for existing callers.
     """
-    state = np.random.get_state()
-    np.random.seed(0)
-    try:
-        return build(A, **options)
-    finally:
-        np.random.set_state(state)
-
-
-def seeded_amg(A: Any, **options: Any) -> Any:
-    """:func:`pdeml.solvers.krylov.amg`, reproducible bit for bit (see :func:`_seeded`)."""
-    return _seeded(amg, A, **options)
+    return amg(A, **options)
 
 
 class AmgSequence:

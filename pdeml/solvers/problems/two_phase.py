@@ -56,7 +56,7 @@ from pdeml.solvers.problems.cfdbench import (
     _resample_mask,
 )
 from pdeml.solvers.projection import Boundary
-from pdeml.solvers.vof import AIR, VOFSolver
+from pdeml.solvers.vof import AIR, VALIDATED_UPWIND, VOFSolver
 from pdeml.solvers.vof_pressure import VOF_PRESSURE_METHODS
 
 GRAVITY = 9.81
@@ -72,11 +72,13 @@ class TwoPhaseProblem(FlowProblem):
     cfl
         Courant number of the adaptive step (at most 0.5).
     upwind
-        Donor-cell share of momentum advection; 0.5 by default, the value validated against
-        Martin & Moyce (:mod:`pdeml.solvers.dambreak`). In the harshest dam case (1000 kg/m^3,
-        2 m/s, barrier 0.2 m) the air next to the water reaches 12-14 m/s within 0.6 s with
-        0.5 and 11-19 m/s with 1 (pure donor cell): velocity-form momentum beside a phase 816x
-        heavier; more upwinding does not cure it, consistent mass-momentum transport would.
+        Donor-cell share of momentum advection; 0.5 by default
+        (:data:`pdeml.solvers.vof.VALIDATED_UPWIND`, also the solver's default), the value
+        validated against Martin & Moyce (:mod:`pdeml.solvers.dambreak`). In the harshest
+        dam case (1000 kg/m^3, 2 m/s, barrier 0.2 m) the air next to the water reaches
+        12-14 m/s within 0.6 s with 0.5 and 11-19 m/s with 1 (pure donor cell): velocity-form
+        momentum beside a phase 816x heavier; more upwinding does not cure it, consistent
+        mass-momentum transport would.
     pressure_solver
         One of ``lu``, ``amg``, ``amg-reuse``, ``gcrodr`` (see
         :mod:`pdeml.solvers.vof_pressure`).
@@ -89,13 +91,13 @@ class TwoPhaseProblem(FlowProblem):
 
     def __init__(self, resolution: int = 64, sweep: str = "all", final_time: float | None = None,
                  n_snapshots: int = 10, cells: int | None = None, cfl: float = 0.25,
-                 upwind: float | None = 0.5, pressure_solver: str = "lu",
+                 upwind: float | None = VALIDATED_UPWIND, pressure_solver: str = "lu",
                  **ranges: Any) -> None:
         if pressure_solver not in VOF_PRESSURE_METHODS:
             raise ValueError(f"unknown {self.name} pressure_solver '{pressure_solver}'; use one "
                              f"of {', '.join(VOF_PRESSURE_METHODS)}")
         super().__init__(resolution, sweep, final_time, n_snapshots, cells, cfl,
-                         0.5 if upwind is None else upwind, "lu", **ranges)
+                         VALIDATED_UPWIND if upwind is None else upwind, "lu", **ranges)
         self.pressure_solver = pressure_solver
 
     def variables(self) -> dict[str, Variable]:
