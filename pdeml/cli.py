@@ -114,9 +114,10 @@ def _cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
     if "," in args.modes:
         raise ValueError("--per-trajectory --modes is 'all' or one integer (square grids)")
     options = {k: v for k, v in (("steps", args.steps), ("lr", args.lr),
-                                 ("lr_weight", args.lr_weight)) if v is not None}
+                                 ("lr_weight", args.lr_weight),
+                                 ("residual_form", args.residual)) if v is not None}
     result = refine_run(args.run, args.out, data=args.data, field=args.field,
-                        batch_size=args.batch_size or 1,
+                        batch_size=args.batch_size or 1, force=args.force,
                         n_modes=args.modes if args.modes == "all" else int(args.modes), **options)
     return {k: v for k, v in result.items() if k != "trajectories"}
 
@@ -124,7 +125,8 @@ def _cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
 def _cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
     if args.per_trajectory:
         return _cmd_refine(args)
-    extra = [k for k in ("steps", "lr_weight", "data", "field") if getattr(args, k) is not None]
+    extra = [k for k in ("steps", "lr_weight", "data", "field", "residual")
+             if getattr(args, k) is not None] + (["force"] if args.force else [])
     if extra:
         raise ValueError(f"--{extra[0].replace('_', '-')} goes with --per-trajectory")
     from pdeml.trainers.finetune import finetune_run
@@ -348,6 +350,14 @@ def _add_finetune(sub: Any) -> None:
     f.add_argument("--data", help="--per-trajectory: test file (default: the run's data.test)")
     f.add_argument("--field", help="--per-trajectory: windowed variable to refine on "
                                     "(default: <field>_fine when the file has it)")
+    f.add_argument("--residual", choices=("trapezoid", "snapshot"),
+                   help="--per-trajectory: the residual minimized: 'trapezoid' (between "
+                        "consecutive snapshots from the last input one, the default) or "
+                        "'snapshot' (the authors': each snapshot on its own)")
+    f.add_argument("--force", action="store_true",
+                   help="--per-trajectory: refine even when the parameter guard finds that "
+                        "the input windows do not satisfy the equation with the file's "
+                        "viscosity, forcing and time spacing")
 
 
 def _add_evaluate(sub: Any) -> None:

@@ -34,7 +34,8 @@ and the time ratio (``<= 0.5`` is the issue's target). Writes ``pareto.json`` an
 ``pareto_<case>.png`` under ``--out`` and prints Markdown tables; data, models and measured
 points are cached there, so a re-run resumes (``--fresh`` re-measures the points).
 
-    OPENBLAS_NUM_THREADS=1 python scripts/bench_refiner_pareto.py            # ~40 min, 2 cores
+    python scripts/bench_refiner_pareto.py --prepare     # data and models (~35 min, untimed)
+    OPENBLAS_NUM_THREADS=1 python scripts/bench_refiner_pareto.py            # the timed points
     python scripts/bench_refiner_pareto.py --cases nu1e-3_128 --max-windows 2 --steps 5 10 \\
         --epochs 1 --dt-factors 20 100                                      # a smoke run
 """
@@ -100,6 +101,9 @@ def parse() -> argparse.Namespace:
     p.add_argument("--max-windows", type=int, default=None,
                    help="score the first N test windows (default all)")
     p.add_argument("--fresh", action="store_true", help="re-measure cached points")
+    p.add_argument("--prepare", action="store_true",
+                   help="only generate the data and train the models (untimed; may share the "
+                        "machine), then stop")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args()
 
@@ -392,6 +396,15 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"setup": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
                "load_average_start": os.getloadavg(), "cases": {}}
+    if args.prepare:
+        for case in args.cases:
+            trained(case, args)
+            spec = CASES[case]
+            if "test_options" in spec:
+                make_data(ROOT / spec["config"], args.out / f"data_{case}", spec["test_options"],
+                          seed=spec["test_seed"], test_only=True)
+        print(f"prepared {', '.join(args.cases)} under {args.out}")
+        return
     for case in args.cases:
         results["cases"][case] = result = measure_case(case, args)
         plot(result, args.out / f"pareto_{case}.png")

@@ -37,15 +37,33 @@ copied:
   steps of 1e-3) the per-snapshot spatial bias reached 1.0% error, the time-padded space-time
   bias 4.8%, a bias on grid values 3.2% (README). Ours decays the step size on a cosine
   schedule (theirs is constant) to damp the late oscillation seen with a constant step.
-* Residual, departed: theirs takes the time derivative of each predicted snapshot from one
-  IMEX Crank-Nicolson step of ``+-1e-6`` (so ``w_t`` is the equation's right-hand side at that
-  snapshot and consecutive predicted snapshots are never compared); ours is the trapezoidal
-  (Crank-Nicolson) residual *between consecutive snapshots* of the predicted trajectory,
-  starting from the last input snapshot (:class:`~pdeml.trainers.residuals.VorticityResidual`),
-  so the true trajectory has a residual orders of magnitude below a prediction's (tested).
+* Residual, both offered (``residual_form``). ``"snapshot"``, followed: the authors' residual
+  (``OutConvFT._fine_tune`` with ``get_temporal_derivative`` and ``update_residual`` of
+  ``fno/data_gen/solvers.py``; the notebook's ``bdf_weight = (0.5, 0.5)`` and marching step
+  ``1e-6``, float64): each predicted snapshot's time derivative is the difference quotient of
+  one implicit-explicit Crank-Nicolson step of ``+-1e-6`` from it, so ``w_t`` is the
+  equation's right-hand side at that snapshot, and the residual is taken at the averaged
+  state; consecutive snapshots are never compared and the input window is not read.
+  Departed in one detail: the advection is formed from the 2/3-truncated vorticity (the
+  solver's de-aliasing), theirs from the full field then truncated.
+  :meth:`~pdeml.trainers.residuals.VorticityResidual.snapshot` works out what this residual
+  is: ``-a^2 F(w)`` to leading order, ``a = 1e-6 nu 4 pi^2 |k|^2 / 2`` -- the right-hand side
+  weighted by ``(nu |k|^2 delta)^2``, zero on steady states, blind to large scales, and
+  within a factor of a few of float64 rounding on the grids measured here (tested).
+  ``"trapezoid"`` (the default), departed: the trapezoidal (Crank-Nicolson) residual
+  *between consecutive snapshots* of the predicted trajectory, starting from the last input
+  snapshot (:class:`~pdeml.trainers.residuals.VorticityResidual`), so the true trajectory
+  has a residual orders of magnitude below a prediction's (tested). Minimized by Adam it
+  *is* a Crank-Nicolson solve with the snapshot spacing as its step, the FNO only its first
+  guess: ``scripts/bench_refiner_pareto.py`` prices it against pdeml's solver started from
+  the same last input snapshot (README, "When refinement pays").
   Norm, followed: ``||(alpha - Laplacian)^(-1/2) r||`` with ``alpha = 10^(-3/2)``, the square
   averaged over the snapshots (their ``time_average``), spectral with the 2/3 de-aliasing of the
   advection.
+* Parameters, added: the residual takes viscosity, forcing and snapshot spacing from the
+  file; :mod:`pdeml.trainers.parameter_guard` first checks that the known input windows
+  satisfy the equation with them and refuses (``force=True`` / ``--force`` to go on), since
+  a wrong parameter makes refinement converge to the wrong equation without a word.
 * Grid, followed: the refinement and its residual live on the fine grid (4x the training grid);
   the frozen model is evaluated there directly (an FNO is resolution-independent).
 """
@@ -321,8 +339,14 @@ def _write_h5(path: Any, arrays: dict[str, Any], rows: list[dict[str, Any]]) -> 
     tmp.replace(path)
 
 
+def _guard_summary(report: dict[str, Any], force: bool) -> dict[str, Any]:
+    """The parameter guard's verdict for ``metrics.json``."""
+    keep = ("ok", "ratio", "threshold", "given", "fitted", "suspects", "conclusive", "message")
+    return {**{k: report.get(k) for k in keep}, "forced": bool(force and not report["ok"])}
+
+
 def refine_run(run: Any, out: Any, data: Any = None, field: str | None = None,
-               batch_size: int = 1, **options: Any) -> dict[str, Any]:
+               batch_size: int = 1, force: bool = False, **options: Any) -> dict[str, Any]:
     """Refine every test window of a spatiotemporal run, each on its own; write ``out``.
 
     ``out`` gets ``refined.h5`` (``prediction`` and ``refined``, ``(N, 1, T, n, n)``, with
@@ -346,14 +370,24 @@ def refine_run(run: Any, out: Any, data: Any = None, field: str | None = None,
     batch_size
         Trajectories refined together (each with its own layer and gradient; Adam acts per
         parameter, so a batch refines exactly as one trajectory at a time would).
+    force
+        Refine even when the parameter guard (:func:`pdeml.trainers.parameter_guard.guard`,
+        run on every input window before anything is written) finds that the windows do not
+        satisfy the equation with the file's viscosity, forcing and snapshot spacing; without
+        it that raises :class:`~pdeml.trainers.parameter_guard.ParameterMismatch`, one line
+        naming the suspect parameter. The report goes to ``metrics.json``
+        (``parameter_guard``).
     **options
-        :func:`refine_batch` settings: ``steps``, ``lr``, ``lr_weight``, ``n_modes``.
+        :func:`refine_batch` settings: ``steps``, ``lr``, ``lr_weight``, ``n_modes``,
+        ``residual_form``.
     """
     import json
+    import sys
     from pathlib import Path
 
     from pdeml.datasets.spacetime import WindowDataset
     from pdeml.evaluate import load_surrogate
+    from pdeml.trainers.parameter_guard import guard
     from pdeml.trainers.residuals import window_residual
 
     surrogate, cfg = load_surrogate(run)
@@ -366,6 +400,13 @@ def refine_run(run: Any, out: Any, data: Any = None, field: str | None = None,
     residual = window_residual(str(test), fine, ds.spatial_shape[-1])
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
+    form = options.get("residual_form", "trapezoid")
+    if form not in RESIDUAL_FORMS:
+        raise ValueError(f"unknown residual form '{form}'; use one of {', '.join(RESIDUAL_FORMS)}")
+    checked = guard(residual, ds.inputs(range(len(ds)))[:, 0], force=force)
+    if not checked["ok"]:
+        print(f"refine: --force given, refining anyway: {checked['message']}", file=sys.stderr,
+              flush=True)
     out = Path(out)
     parts = out / "refined.parts"
     parts.mkdir(parents=True, exist_ok=True)
@@ -379,6 +420,7 @@ def refine_run(run: Any, out: Any, data: Any = None, field: str | None = None,
     arrays, rows = _collect(ds, residual, parts, options.get("residual_form", "trapezoid"))
     _write_h5(out / "refined.h5", arrays, rows)
     result = {"run": str(run), "data": str(test), "field": fine, "grid": list(ds.spatial_shape),
-              "options": options, **_summary(rows), "trajectories": rows}
+              "options": options, "parameter_guard": _guard_summary(checked, force),
+              **_summary(rows), "trajectories": rows}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
     return result

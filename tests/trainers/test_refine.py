@@ -347,3 +347,32 @@ def test_cli_residual_and_force_go_with_per_trajectory(capsys):
     assert "--residual goes with --per-trajectory" in capsys.readouterr().err
     assert main(["finetune", "run", "--out", "o", "--force"]) == 1
     assert "--force goes with --per-trajectory" in capsys.readouterr().err
+
+
+def test_refine_run_refuses_wrong_parameters_before_writing(tmp_path, capsys):
+    from pdeml.cli import main
+    from pdeml.trainers.parameter_guard import ParameterMismatch
+
+    prob = NavierStokes2D(resolution=8, solver_resolution=16, fine_resolution=16, n_terms=5,
+                          final_time=0.4, n_snapshots=4, dt=0.05)
+    data = tmp_path / "data"
+    generate_dataset(prob, data, {"test": 2}, progress=False)
+    run = _tiny_run(tmp_path / "run", data)
+    wrong = tmp_path / "wrong.h5"  # the same file, its viscosity x3 in the attributes
+    wrong.write_bytes((data / "test.h5").read_bytes())
+    with h5py.File(wrong, "r+") as f:
+        settings = json.loads(f.attrs["problem_settings"])
+        settings["viscosity"] *= 3
+        f.attrs["problem_settings"] = json.dumps(settings)
+    with pytest.raises(ParameterMismatch, match="suspect viscosity"):
+        refine_run(run, tmp_path / "refused", data=wrong, steps=1)
+    assert not (tmp_path / "refused").exists()
+    code = main(["finetune", str(run), "--out", str(tmp_path / "cli"), "--per-trajectory",
+                 "--data", str(wrong), "--steps", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and "suspect viscosity" in err[-1] and "--force" in err[-1]
+    assert not (tmp_path / "cli").exists()
+    forced = refine_run(run, tmp_path / "forced", data=wrong, steps=1, force=True)
+    assert forced["parameter_guard"]["forced"] and not forced["parameter_guard"]["ok"]
+    right = refine_run(run, tmp_path / "right", data=data / "test.h5", steps=1)
+    assert right["parameter_guard"]["ok"] and not right["parameter_guard"]["forced"]
