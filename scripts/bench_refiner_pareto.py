@@ -90,10 +90,13 @@ def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/bench/pareto"))
     p.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
-    p.add_argument("--epochs", type=int, default=15)
-    p.add_argument("--steps", type=int, nargs="+", default=[10, 30, 100],
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--steps", type=int, nargs="+", default=[10, 30, 100, 300],
                    help="refiner Adam steps (each a separate run: the schedule depends on it)")
     p.add_argument("--forms", nargs="+", default=["trapezoid", "snapshot"])
+    p.add_argument("--snapshot-steps", type=int, nargs="+", default=[10, 50],
+                   help="steps for the authors' residual (theirs: 50; each step costs 2-3x a "
+                        "trapezoid step, float64)")
     p.add_argument("--dt-factors", type=float, nargs="+", default=[1, 2, 5, 10, 20, 50, 100],
                    help="solver steps as multiples of the data's (capped at one per snapshot)")
     p.add_argument("--coarsen", type=int, nargs="+", default=[1, 2, 4],
@@ -128,7 +131,7 @@ def train_config(paths: dict[str, Path], epochs: int, model: dict[str, Any]) -> 
         "seed": 0,
         "data": {"train": str(paths["train"]), "val": str(paths["val"]),
                  "test": str(paths["test"]), "batch_size": 8,
-                 "windows": {"field": "w", "n_in": N_IN, "n_out": N_OUT, "stride": 5}},
+                 "windows": {"field": "w", "n_in": N_IN, "n_out": N_OUT, "stride": 2}},
         "model": {"name": "FNO", "n_layers": 4, "domain_padding": [0.5, 0.0, 0.0], **model},
         "module": {"lr": 5e-3, "scheduler": "cosine"},
         "trainer": {"max_epochs": epochs, "enable_progress_bar": False},
@@ -174,6 +177,28 @@ def fitted(residual: VorticityResidual, x: torch.Tensor) -> tuple[dict[str, Any]
     return fit, time.perf_counter() - t0
 
 
+WRONG = {"right": {}, "viscosity x3": {"viscosity": 3.0}, "viscosity /3": {"viscosity": 1 / 3},
+         "forcing +20%": {"forcing": 1.2}, "forcing -20%": {"forcing": 0.8},
+         "dt +20%": {"dt": 1.2}, "dt -20%": {"dt": 0.8}}
+
+
+def guard_checks(attrs: dict[str, Any], n: int, dt: float, x: torch.Tensor) -> dict[str, Any]:
+    """The parameter guard on these input windows ``(N, 10, n, n)``, with the file's
+    parameters and with each wrong setting of issue #28 (data no test generated)."""
+    from pdeml.trainers.parameter_guard import check_parameters
+
+    out = {}
+    for name, scale in WRONG.items():
+        res = residual_with(attrs, n, dt * scale.get("dt", 1.0),
+                            float(attrs["viscosity"]) * scale.get("viscosity", 1.0),
+                            scale.get("forcing", 1.0))
+        rep = check_parameters(res, x.double())
+        out[name] = {"ratio": rep["ratio"], "accepted": rep["ok"], "suspects": rep["suspects"]}
+    out["all_right"] = out["right"]["accepted"] and not any(
+        v["accepted"] for k, v in out.items() if k not in ("right", "all_right"))
+    return out
+
+
 class Window:
     """One scored window: input ``x`` ``(1, 1, 10, n, n)`` and truth ``y`` (10, n, n)."""
 
@@ -203,7 +228,11 @@ def solver_point(solve: Callable[[np.ndarray], np.ndarray], w: Window,
                  extra_seconds: float = 0.0) -> dict[str, Any]:
     start = w.x[:, :, -1].numpy().astype(np.float64)  # (1, 1, n, n): the last input snapshot
     t0 = time.perf_counter()
-    pred = solve(start)
+    try:
+        pred = solve(start)
+    except ValueError as err:  # a blow-up (the CFL check sees NaN): no answer at this setting
+        return {"error": math.inf, "seconds": time.perf_counter() - t0 + extra_seconds,
+                "unstable": str(err)}
     return {"error": rel_l2(pred[0], w.y), "seconds": time.perf_counter() - t0 + extra_seconds}
 
 
@@ -263,19 +292,32 @@ def measure_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
         print(f"{case}: {label}: error {cache[label]['error']:.3e}, "
               f"{cache[label]['seconds']:.3f} s/window", flush=True)
 
+    if not spec.get("test_options"):
+        inputs = ds.inputs(range(len(ds)))[:, 0]
+        cache["_guard"] = guard_checks(truth, n, dt, inputs)
+        print(f"{case}: parameter guard on {len(ds)} test windows: " + ", ".join(
+            f"{k} {v['ratio']:.3g} {'ok' if v['accepted'] else 'refused'}"
+            for k, v in cache["_guard"].items() if k != "all_right"), flush=True)
     point("FNO", "fno", lambda w: fno_point(surrogate, w))
     unknown = "test_options" in spec
     fits: dict[int, tuple[dict[str, Any], float]] = {}
     if unknown:
+        from pdeml.trainers.parameter_guard import check_parameters
+
         for w in windows:
             fits[w.k] = fitted(res_nominal, w.x)
+        rep = check_parameters(res_nominal, ds.inputs(range(len(ds)))[:, 0].double())
+        guard_nominal = {"ratio": rep["ratio"], "accepted": rep["ok"],
+                         "suspects": rep["suspects"], "message": rep["message"]}
+        print(f"{case}: parameter guard with the nominal parameters: {rep['message']}",
+              flush=True)
 
     def fit_residual(w: Window) -> VorticityResidual:
         fit = fits[w.k][0]
         return residual_with(nominal, n, dt, fit["viscosity"], fit["forcing_scale"])
 
     for form in args.forms:
-        for steps in args.steps:
+        for steps in (args.snapshot_steps if form == "snapshot" else args.steps):
             tag = f"refiner {form}, {steps} steps"
             if unknown:
                 point(f"{tag} (nominal parameters)", f"refiner_{form}",
@@ -319,6 +361,7 @@ def measure_case(case: str, args: argparse.Namespace) -> dict[str, Any]:
            "points": cache}
     if unknown:
         out["fits"] = {str(k): v[0] for k, v in fits.items()}
+        out["guard_nominal"] = guard_nominal
     out["pareto"] = compare(cache)
     return out
 
@@ -328,11 +371,11 @@ def compare(points: dict[str, Any]) -> list[dict[str, Any]]:
     parameters) reaching its error."""
     rows = []
     for label, p in points.items():
-        if not p["family"].startswith("refiner"):
+        if label.startswith("_") or not p["family"].startswith("refiner"):
             continue
         fam = "solver_fitted" if p.get("parameters") == "fitted" else "solver"
         reach = [(q["seconds"], name) for name, q in points.items()
-                 if q["family"] == fam and q["error"] <= p["error"]]
+                 if not name.startswith("_") and q["family"] == fam and q["error"] <= p["error"]]
         sec, name = min(reach) if reach else (None, None)
         rows.append({"refiner": label, "error": p["error"], "seconds": p["seconds"],
                      "solver": name, "solver_seconds": sec,
@@ -348,10 +391,14 @@ STYLE = {"fno": ("k", "*"), "refiner_trapezoid": ("tab:red", "o"),
          "solver_fitted": ("tab:cyan", "v"), "solver_oracle": ("tab:gray", "x")}
 
 
-def plot(result: dict[str, Any], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(7, 5))
+def plot(result: dict[str, Any], path: Path | None = None, ax: Any = None) -> None:
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 5))
     seen = set()
-    for p in result["points"].values():
+    for label, p in result["points"].items():
+        if label.startswith("_") or not math.isfinite(p["error"]):
+            continue  # unstable settings are listed in the table, not plotted
         fam = p["family"]
         fam_label = fam.replace("_", " ") + (" (nominal)" if p.get("parameters") == "nominal"
                                              and fam.startswith("refiner") else "")
@@ -370,15 +417,27 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{result['case']}: {result['windows']} windows on {result['grid']}²")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3, which="both")
+    if fig is not None:
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+        plt.close(fig)
+
+
+def plot_all(results: dict[str, Any], path: Path) -> None:
+    """Every case side by side, one panel each."""
+    fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 4.5), squeeze=False)
+    for ax, result in zip(axes[0], results.values(), strict=True):
+        plot(result, ax=ax)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def table(result: dict[str, Any]) -> str:
     lines = [f"\n### {result['case']} ({result['windows']} windows, {result['grid']}²)\n",
              "| method | error (median) | s / window |", "|---|---|---|"]
-    for label, p in sorted(result["points"].items(), key=lambda kv: kv[1]["seconds"]):
+    points = {k: v for k, v in result["points"].items() if not k.startswith("_")}
+    for label, p in sorted(points.items(), key=lambda kv: kv[1]["seconds"]):
         lines.append(f"| {label} | {p['error']:.2e} | {p['seconds']:.3f} |")
     lines += ["", "| refiner setting | error | s | cheapest solver reaching it | s | ratio |",
               "|---|---|---|---|---|---|"]
@@ -387,6 +446,12 @@ def table(result: dict[str, Any]) -> str:
         sec = f"{r['solver_seconds']:.3f}" if r["solver_seconds"] is not None else "–"
         lines.append(f"| {r['refiner']} | {r['error']:.2e} | {r['seconds']:.3f} | "
                      f"{r['solver'] or 'none'} | {sec} | {ratio} |")
+    if "_guard" in result["points"]:
+        g = result["points"]["_guard"]
+        lines += ["", "| parameters given to the guard | ratio | verdict | suspects |",
+                  "|---|---|---|---|"]
+        lines += [f"| {k} | {v['ratio']:.3g} | {'accepted' if v['accepted'] else 'refused'} | "
+                  f"{', '.join(v['suspects']) or '–'} |" for k, v in g.items() if k != "all_right"]
     return "\n".join(lines)
 
 
@@ -409,6 +474,7 @@ def main() -> None:
         results["cases"][case] = result = measure_case(case, args)
         plot(result, args.out / f"pareto_{case}.png")
     results["load_average_end"] = os.getloadavg()
+    plot_all(results["cases"], args.out / "pareto.png")
     path = args.out / "pareto.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(results, indent=1))
