@@ -62,6 +62,23 @@ alone, every time. The fit itself is right to 0.1% (dt, nu, A) at spacings <= 0.
 nu = 1e-3, to 11% (the viscosity) for nu = 1e-4 at spacing 0.5 (21% on the later windows
 of the larger run).
 
+A second test looks at the fitted values themselves. With snapshots far apart the
+time-discretization error is large and hides a parameter's term from the ratio (developed
+turbulence at nu = 1e-4 on 256^2, spacing 0.2: the right parameters leave 5.4% of the rate of
+change, and viscosity x3, /3 and forcing +-20% give ratios of only 1.1-1.4), yet the fit still
+finds the parameters (there: viscosity within 3%, forcing within 1.4%, dt within 2%). So a
+parameter is refused when the file's value lies further from the pooled fit than
+:data:`CONSISTENCY_Z` (5) standard deviations of the fits to single snapshot pairs and than
+:data:`CONSISTENCY_FLOOR` (5%) of the fit. On those 256^2 windows the departures are 192% and
+68% (viscosity x3, /3; tolerance 56%), 18% and 21% (forcing; tolerance 14%) and 17% and 28%
+(dt; tolerance 6%), the right values 3%, 1.3% and 2%: all refused, the right ones accepted
+(``scripts/bench_refiner_pareto.py``'s guard table). Five deviations rather than three: the
+fits carry a bias the spread does not see (up to 3.2 deviations measured with the right
+values). The test is skipped, with a note, on snapshots whose spectral tail at the 2/3 cutoff
+exceeds :data:`FIT_TAIL` (3e-5, a third of the solver's under-resolution warning): near and
+past that limit the fits are biased by up to 21% and the test refused right parameters (the
+256^2 windows above: 4.6e-6).
+
 Limits: the check sees only what the linear fit sees. It cannot tell a wrong forcing *shape*
 from a wrong amplitude: only the file's forcing field, scaled, is fitted, so a wrong shape
 shows as a residual the fit cannot remove; a forcing shifted by 1/16 of the domain gives a ratio
@@ -111,6 +128,10 @@ DETECTABLE = 0.15
 CONSISTENCY_Z = 5.0
 CONSISTENCY_FLOOR = 0.05
 MIN_PAIRS = 3
+# ... and snapshots resolved to this spectral tail (a third of the solver's own tolerance: the
+# fits' bias grows before the solver warns: 14% on nu with a tail of 6.6e-5, 18% (within the
+# tolerance) at 1.8e-5, 3% below 1e-5).
+FIT_TAIL = 3e-5
 
 
 class ParameterMismatch(ValueError):
@@ -397,10 +418,10 @@ def check_parameters(
     # floor (time discretization) hides a parameter's term from the ratio, yet the fit still
     # finds the parameter, and the spread of single-pair fits says how well.
     tail = _tail(window)
-    if tail > TAIL_TOLERANCE:
-        notes_tail = [f"the snapshots are under-resolved (spectral tail {tail:.1e} at the 2/3 "
-                      f"cutoff, above {TAIL_TOLERANCE:g}): the fits are biased, so only the "
-                      f"residual test applies"]
+    if tail > FIT_TAIL:
+        notes_tail = [f"the snapshots are barely resolved (spectral tail {tail:.1e} at the 2/3 "
+                      f"cutoff, above {FIT_TAIL:g}; the solver warns above {TAIL_TOLERANCE:g}):"
+                      f" the fits may be biased, so only the residual test applies"]
     else:
         notes_tail = []
     spread = None if notes_tail else _pair_spread(residual, window, fit.names)

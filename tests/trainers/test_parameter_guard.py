@@ -270,4 +270,4 @@ def test_the_second_test_is_skipped_on_under_resolved_snapshots():
     f = torch.from_numpy(prob.forcing_field(32))
     rep = check_parameters(VorticityResidual(1e-4 / 3, 1.0, f), w.float())
     assert rep["consistency"] == {}
-    assert any("under-resolved" in note for note in rep["notes"])
+    assert any("barely resolved" in note for note in rep["notes"])
