@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from pdeml.checks import (
 from pdeml.datasets.reader import parse_selector, read_selection
 from pdeml.datasets.schema import DatasetError, check_problem, open_h5, read_attrs
 from pdeml.evaluate import _refuse_point_clouds, find_checkpoint, load_surrogate
+from pdeml.precision import EXPORT_PRECISIONS, PARITY, Float32IO
 
 CARD_NAME = "model_card.json"
 
@@ -68,17 +70,27 @@ def model_card(surrogate: torch.nn.Module, cfg: dict[str, Any], run: Path) -> di
 FORMATS = (".pt2", ".onnx")
 
 
-def prepare_for_export(module: torch.nn.Module) -> torch.nn.Module:
+def prepare_for_export(module: torch.nn.Module, precision: str = "fp32") -> torch.nn.Module:
     """A copy of ``module`` in eval mode whose spectral layers use the real DFT path.
 
     The truncated DFT as matrix products is real arithmetic, traces with symbolic grid sizes
     (so the export keeps a dynamic resolution) and maps onto ONNX MatMul; the FFT path would
-    need complex tensors, which ONNX Runtime cannot run.
+    need complex tensors, which ONNX Runtime cannot run. With ``precision="bf16"`` the
+    network's weights become bfloat16 (its GEMMs run in bf16) while a surrogate's
+    normalization stays float32; input and output stay float32 either way.
     """
+    if precision not in EXPORT_PRECISIONS:
+        raise ValueError(f"unknown export precision '{precision}'; use one of "
+                         f"{', '.join(EXPORT_PRECISIONS)}")
     module = copy.deepcopy(module).eval()
     for layer in module.modules():
         if getattr(layer, "transform", None) in ("auto", "fft") and hasattr(layer, "_use_fft"):
             layer.transform = "dft"
+    if precision == "bf16":
+        if hasattr(module, "in_normalizer") and hasattr(module, "model"):
+            module.model.to(torch.bfloat16)  # the Surrogate feeds it bf16 and decodes in fp32
+        else:
+            module = Float32IO(module, torch.bfloat16)
     return module
 
 
@@ -98,6 +110,7 @@ def _dynamic_shapes(example: torch.Tensor, resolution: bool) -> dict[str, dict[i
 def export_module(
     module: torch.nn.Module, example: torch.Tensor, path: str | Path,
     card: dict[str, Any] | None = None, dynamic_resolution: bool | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Export ``module`` to ``path`` (``.pt2`` or ``.onnx``) with a dynamic batch.
 
@@ -115,11 +128,14 @@ def export_module(
         Export the grid sizes as dynamic too. ``None`` tries it and falls back to the traced
         grid when the operator cannot be traced with symbolic sizes; the card records which.
         An operator that declares ``dynamic_grid_export = False`` is not tried.
+    precision
+        ``fp32`` or ``bf16`` (weights and GEMMs in bfloat16; float32 input, output and
+        normalization). An ONNX file that ONNX Runtime cannot run is refused.
 
     Returns
     -------
     dict
-        ``{"format", "dynamic_resolution"}``.
+        ``{"format", "dynamic_resolution", "precision"}``.
 
     Raises
     ------
@@ -130,8 +146,8 @@ def export_module(
     path = Path(path)
     if path.suffix not in FORMATS:
         raise ValueError(f"export target must end in {' or '.join(FORMATS)}, got {path.name}")
-    module = prepare_for_export(module)
-    card = dict(card or {})
+    module = prepare_for_export(module, precision)
+    card = dict(card or {}) | {"precision": precision}
     if dynamic_resolution is not None:
         tries = [dynamic_resolution]
     elif getattr(getattr(module, "model", module), "dynamic_grid_export", True):
@@ -145,9 +161,12 @@ def export_module(
             if dynamic and dynamic_resolution is None and not _runs_on_a_larger_grid(
                     module, example, path):
                 continue  # the exporter specialized a size silently: export the fixed grid
-            return {"format": path.suffix[1:], "dynamic_resolution": dynamic}
+            return {"format": path.suffix[1:], "dynamic_resolution": dynamic,
+                    "precision": precision}
         except OSError as err:  # the target cannot be written: no second try
             raise InputError(f"cannot write {path}: {err.strerror or err}") from None
+        except RuntimeRefusal as err:  # the runtime cannot run this precision: no retry
+            raise ValueError(str(err)) from None
         except Exception as err:  # tracing/lowering errors come in many types
             error = err
     name = type(getattr(module, "model", module)).__name__
@@ -166,14 +185,36 @@ def _runs_on_a_larger_grid(module: torch.nn.Module, example: torch.Tensor,
 
 
 def _agrees(exported: Any, module: torch.nn.Module, x: torch.Tensor) -> bool:
-    """Whether the export runs on ``x`` and matches eager (relative max error <= 1e-4)."""
+    """Whether the export runs on ``x`` and matches eager (relative max error <= 1e-4; 1e-2
+    for a bf16 network, whose eager and exported kernels may round differently)."""
     try:
         with torch.no_grad():
             got, want = exported(x), module(x)
     except Exception:  # a shape error from either runtime
         return False
+    low = any(p.dtype == torch.bfloat16 for p in module.parameters())
     scale = float(want.abs().max()) + 1e-12
-    return got.shape == want.shape and float((got - want).abs().max()) <= 1e-4 * scale
+    tol = 1e-2 if low else 1e-4
+    return got.shape == want.shape and float((got - want).abs().max()) <= tol * scale
+
+
+class RuntimeRefusal(Exception):
+    """The export was written but its runtime cannot run it (e.g. bf16 in ONNX Runtime)."""
+
+
+def _check_onnx_runs(path: Path, example: torch.Tensor) -> None:
+    """Raise :class:`RuntimeRefusal` unless ONNX Runtime loads and runs the file at ``path``."""
+    try:
+        OnnxModule(path)(example)
+    except ImportError:
+        raise
+    except Exception as err:  # ORT raises its own types for graphs it cannot run
+        text = " ".join(str(err).split())
+        op = re.search(r"of operator \((\w+)\)", text)
+        why = (f"its CPU provider has no bfloat16 {op.group(1)}" if op
+               else text.split("failed:")[-1][:120])
+        raise RuntimeRefusal(f"ONNX Runtime cannot run the bf16 export ({why}); export bf16 "
+                             "to .pt2, or fp32 to .onnx") from None
 
 
 def _embed_card(path: Path, card: dict[str, Any]) -> None:
@@ -256,6 +297,8 @@ def _write(module: torch.nn.Module, example: torch.Tensor, path: Path,
             entry = model.metadata_props.add()
             entry.key, entry.value = "model_card", card_text
             onnx.save(model, tmp)
+            if card.get("precision", "fp32") != "fp32":
+                _check_onnx_runs(tmp, example)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)  # a failed try leaves no partial file
@@ -283,9 +326,72 @@ def measured_latency(path: Path, example: torch.Tensor, batch: int = LATENCY_BAT
             "grid": list(example.shape[2:])}
 
 
+PARITY_SAMPLES = 8  # samples of the run's test (else training) file the parity is taken on
+
+
+def _parity_inputs(cfg: dict[str, Any], card: dict[str, Any],
+                   example: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """Up to :data:`PARITY_SAMPLES` inputs of the run's test (else training) file, and their
+    source; random ones of the example's shape when neither file is there."""
+    data = cfg.get("data", {})
+    for split in ("test", "train"):
+        path = data.get(split)
+        if path and Path(path).is_file():
+            with open_h5(path) as f:
+                n = min(PARITY_SAMPLES, f[parse_selector(card["inputs"][0])[0]].shape[0])
+                x = np.concatenate([read_selection(f, v, np.arange(n))
+                                    for v in card["inputs"]], axis=1)
+            return torch.from_numpy(x), f"first {n} samples of {split} ({Path(path).name})"
+    return torch.randn(PARITY_SAMPLES, *example.shape[1:]), "standard normal"
+
+
+def parity(reference: torch.nn.Module, exported: Any, x: torch.Tensor) -> dict[str, float]:
+    """How far an export's output is from the fp32 eager model's on ``x``.
+
+    Parameters
+    ----------
+    reference
+        The eager model in float32.
+    exported
+        The loaded export (a callable).
+    x
+        Inputs ``(batch, channels, *grid)``.
+
+    Returns
+    -------
+    dict
+        ``rel_l2`` (the batch's relative L2 distance), ``max_abs`` and ``max_rel`` (the
+        largest absolute difference over the largest absolute reference value).
+    """
+    with torch.no_grad():
+        want = reference.eval()(x).float()
+        got = torch.as_tensor(exported(x)).float()
+    diff = got - want
+    return {"rel_l2": float(diff.norm() / want.norm().clamp_min(1e-30)),
+            "max_abs": float(diff.abs().max()),
+            "max_rel": float(diff.abs().max() / want.abs().max().clamp_min(1e-30))}
+
+
+def _record_parity(card: dict[str, Any], surrogate: torch.nn.Module, out: Path,
+                   cfg: dict[str, Any], example: torch.Tensor, precision: str) -> None:
+    """Measure the export against fp32 eager and write it into ``card`` with the tolerance
+    for its precision; an export outside that tolerance is removed and refused."""
+    x, source = _parity_inputs(cfg, card, example)
+    measured = parity(surrogate, load_exported(out)[0], x)
+    tolerance = PARITY[precision]
+    card["parity"] = {"reference": "eager float32", "inputs": source, "measured": measured,
+                      "tolerance": tolerance}
+    failed = [k for k, v in tolerance.items() if measured[k] > v]
+    if failed:
+        out.unlink(missing_ok=True)
+        k = failed[0]
+        raise ValueError(f"the {precision} export differs from the fp32 model by {k} "
+                         f"{measured[k]:.3g} (tolerance {tolerance[k]:g}); not exported")
+
+
 def export_run(run: str | Path, out: str | Path, batch: int = 2,
-               dynamic_resolution: bool | None = None, overwrite: bool = False
-               ) -> dict[str, Any]:
+               dynamic_resolution: bool | None = None, overwrite: bool = False,
+               precision: str = "fp32") -> dict[str, Any]:
     """Export a run's best surrogate to ``out`` (``.pt2`` or ``.onnx``) and ``out.json``.
 
     The exported graph contains the normalization; the batch dimension is dynamic, and so is
@@ -293,7 +399,9 @@ def export_run(run: str | Path, out: str | Path, batch: int = 2,
     model card is embedded in the file and written beside it as ``<out>.json`` (e.g.
     ``fno.pt2.json``), so a ``.pt2`` and an ``.onnx`` of one name keep a card each; the card
     records the export's measured latency on this machine (``latency``: seconds per query at
-    batch 1 and batched). Existing files are replaced only with ``overwrite``.
+    batch 1 and batched), its ``precision`` and its ``parity`` with the fp32 eager model on
+    samples of the run's data, with the tolerance that precision is held to
+    (:data:`pdeml.precision.PARITY`). Existing files are replaced only with ``overwrite``.
     """
     out = Path(out)
     if out.suffix not in FORMATS:
@@ -311,10 +419,15 @@ def export_run(run: str | Path, out: str | Path, batch: int = 2,
         raise DatasetError("cannot infer the input grid: the run's training file is missing")
     example = torch.randn(batch, surrogate.model.config["kwargs"]["in_channels"], *card["grid"])
     made = missing_dirs(out.parent)
-    info = export_module(surrogate, example, out, card, dynamic_resolution)
+    if precision not in EXPORT_PRECISIONS:
+        raise ValueError(f"unknown export precision '{precision}'; use one of "
+                         f"{', '.join(EXPORT_PRECISIONS)}")
+    info = export_module(surrogate, example, out, card, dynamic_resolution, precision)
+    card["precision"] = precision
     card["dynamic_resolution"] = info["dynamic_resolution"]
     if info["dynamic_resolution"]:
-        card["min_grid"] = smallest_grid(surrogate, example, out)
+        card["min_grid"] = smallest_grid(prepare_for_export(surrogate, precision), example, out)
+    _record_parity(card, surrogate, out, cfg, example, precision)
     card["latency"] = measured_latency(out, example)
     _embed_card(out, card)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,8 +31,18 @@ class UnitGaussianNormalizer(nn.Module):
         self.register_buffer("std", torch.ones(n_channels))
         self.register_buffer("fitted", torch.tensor(False))
 
-    def _view(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return t.view(1, -1, *([1] * (x.ndim - 2))).to(x.dtype)
+    def _view(self, t: torch.Tensor, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        return t.view(1, -1, *([1] * (x.ndim - 2))).to(dtype)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> UnitGaussianNormalizer:
+        # The statistics stay float32 when the model is cast to bf16/fp16 (Lightning's
+        # bf16-true, a bf16 export): rounded to 8 bits they would shift every prediction.
+        super()._apply(fn, recurse)
+        for name in ("mean", "std"):
+            buf = getattr(self, name)
+            if buf.dtype in (torch.bfloat16, torch.float16):
+                setattr(self, name, buf.float())
+        return self
 
     @torch.no_grad()
     def fit(self, batches: Iterable[torch.Tensor]) -> UnitGaussianNormalizer:
@@ -52,9 +63,14 @@ class UnitGaussianNormalizer(nn.Module):
         return self
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Physical units to normalized."""
-        return (x - self._view(self.mean, x)) / self._view(self.std, x)
+        """Physical units to normalized, computed in at least float32, returned in ``x``'s
+        dtype."""
+        wide = torch.promote_types(x.dtype, torch.float32)
+        z = (x.to(wide) - self._view(self.mean, x, wide)) / self._view(self.std, x, wide)
+        return z.to(x.dtype)
 
     def decode(self, x: torch.Tensor) -> torch.Tensor:
-        """Normalized to physical units."""
-        return x * self._view(self.std, x) + self._view(self.mean, x)
+        """Normalized to physical units, in at least float32: a bf16 network output is
+        de-normalized (and the loss taken) in float32."""
+        wide = torch.promote_types(x.dtype, torch.float32)
+        return x.to(wide) * self._view(self.std, x, wide) + self._view(self.mean, x, wide)

@@ -59,6 +59,12 @@ class MGTFNO(OperatorBase):
     patch_batch
         Patches per backbone call; ``None`` runs all at once.
 
+    Notes
+    -----
+    Precision: the TFNO backbone's (see :class:`~pdeml.operators.TFNO`); patching, pooling
+    and stitching are copies and averages, exact enough in bf16. At 64^2: output 4.3e-3 from
+    float64, gradients 3.9e-3.
+
     Examples
     --------
     >>> net = MGTFNO(in_channels=1, out_channels=1)

@@ -100,6 +100,15 @@ class T1(OperatorBase):
         the training grid, and for smooth PDE data, whose coefficients do not shrink with
         ``N``, it would overshoot. It is left out on purpose.
 
+    Notes
+    -----
+    Precision: under ``bf16-mixed`` the two transforms (dense basis matrices, cached per
+    dtype), the axis and channel mixing and the MLPs run in bf16 GEMMs with fp32
+    accumulation; frequency selection by energy runs in float64. At 64^2: output 4.4e-3 from
+    float64, gradients 3.5e-3; Darcy 64^2 after 200 equal steps within 0.1% of fp32 (3
+    seeds). T1's activations live on the coefficients, so bf16 saves little memory (5% of a
+    step's peak at 64^2).
+
     Examples
     --------
     >>> net = T1(in_channels=1, out_channels=1)

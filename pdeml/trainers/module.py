@@ -11,6 +11,7 @@ from torchmetrics import MeanMetric
 
 from pdeml.datasets.normalization import UnitGaussianNormalizer
 from pdeml.operators import build
+from pdeml.precision import as_float32, full_precision
 from pdeml.trainers.losses import LpLoss, make_loss
 
 SCHEDULERS = ("cosine", "onecycle", "none")
@@ -31,16 +32,31 @@ class Surrogate(nn.Module):
     def forward(self, x: torch.Tensor, features: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         """A grid ``x``, or point clouds: coordinates ``x`` with ``features`` and ``mask``
-        (channels last; normalized as a ``(batch, channels, points)`` field)."""
+        (channels last; normalized as a ``(batch, channels, points)`` field).
+
+        Normalization runs in float32 (at least) in every precision; the network gets its
+        input in its weights' dtype (bf16 for ``bf16-true`` or a bf16 export) and its output
+        is de-normalized in float32, so the loss and an export's output are float32.
+        """
         if features is None:
-            return self.out_normalizer.decode(self.model(self.in_normalizer.encode(x)))
-        z = self.in_normalizer.encode(features.transpose(1, 2)).transpose(1, 2)
-        out = self.model(x, z, mask)
+            return self.out_normalizer.decode(self.model(self._cast(self.in_normalizer.encode(x))))
+        z = self._cast(self.in_normalizer.encode(features.transpose(1, 2)).transpose(1, 2))
+        out = self.model(self._cast(x), z, mask)
         return self.out_normalizer.decode(out.transpose(1, 2)).transpose(1, 2)
+
+    def _cast(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the dtype of the network's weights when those are bf16/fp16."""
+        p = next(self.model.parameters(), None)
+        low = p is not None and p.dtype in (torch.bfloat16, torch.float16)
+        return x.to(p.dtype) if low and x.is_floating_point() else x
 
 
 class OperatorModule(L.LightningModule):
     """Supervised operator learning: ``loss(surrogate(x), y)`` in physical units.
+
+    Any Lightning ``precision`` trains it (``32``, ``bf16-mixed``, ``bf16-true``, ``16-mixed``
+    on GPU): the normalization, the loss and the validation metrics are computed in float32
+    in all of them (the operators' own fp32 regions are in their docstrings).
 
     Parameters
     ----------
@@ -132,13 +148,15 @@ class OperatorModule(L.LightningModule):
         self, batch: tuple[torch.Tensor, ...], batch_idx: int
     ) -> torch.Tensor:
         pred, y, _ = self._predict(batch)
-        loss = self.loss_fn(pred, y)
+        with full_precision(pred):  # the loss and its Sobolev weights in fp32, any precision
+            loss = self.loss_fn(*as_float32(pred, y))
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True,
                  batch_size=len(y))
         return loss
 
     def _eval_step(self, batch: tuple[torch.Tensor, ...], prefix: str) -> None:
         pred, y, n_valid = self._predict(batch)
+        pred, y = as_float32(pred, y)
         l2, mse = self.eval_metrics[f"{prefix}_l2"], self.eval_metrics[f"{prefix}_mse"]
         l2.update(self._rel_l2_each(pred, y).detach())  # one weight per sample
         mse.update(torch.sum((pred - y) ** 2).detach() / n_valid, weight=n_valid)

@@ -141,3 +141,84 @@ def test_domain_padding_round_trip_on_odd_sizes():
     padded = pad.pad(x)
     assert padded.shape == (1, 2, 13 + 4, 7 + 2)
     assert torch.equal(pad.unpad(padded, (13, 7)), x)
+
+
+# Reduced precision (issue 29): every operator on the odd and non-square grids, under bf16
+# autocast (Lightning's bf16-mixed: forward and backward) and with bf16 weights (bf16-true).
+# The FFT paths (MgNO's resampling, SpectralConv's fft transform) have no bf16 kernel on CPU
+# and run in fp32 regions; without them bf16-true fails on these grids.
+BF16_GRIDS = [(63, 63), (33, 17), (48, 80)]
+BF16_FORWARD_TOL = 5e-2  # relative L2 to fp32; measured <= 4.4% (LSM), <= 1.1% for the rest
+BF16_GRAD_TOL = 1e-1  # measured <= 4% (GNOT)
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach().float(), b.detach().float()
+    return float((a - b).norm() / b.norm())
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+@pytest.mark.parametrize("shape", BF16_GRIDS)
+def test_any_grid_bf16_mixed(name, shape):
+    torch.manual_seed(0)
+    net = FACTORIES[name](2, 1, 1)
+    x, target = torch.randn(2, 1, *shape), torch.randn(2, 1, *shape)
+    grads = []
+    for autocast in (False, True):
+        net.zero_grad()
+        with torch.autocast("cpu", torch.bfloat16, enabled=autocast):
+            y = net(x)
+        ((y.float() - target) ** 2).mean().backward()
+        grads.append((y, torch.cat([p.grad.flatten() for p in net.parameters()])))
+    (y32, g32), (y16, g16) = grads
+    assert y16.shape == (2, 1, *shape) and torch.isfinite(y16).all()
+    # it really ran in bf16 (a no-op autocast would give fp32's exact output) ...
+    assert y16.dtype == torch.bfloat16 and _rel(y16, y32) > 1e-4
+    # ... and stays near fp32, gradients included
+    assert _rel(y16, y32) < BF16_FORWARD_TOL
+    assert torch.isfinite(g16).all() and _rel(g16, g32) < BF16_GRAD_TOL
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+@pytest.mark.parametrize("shape", BF16_GRIDS)
+def test_any_grid_bf16_weights(name, shape):
+    torch.manual_seed(0)
+    net = FACTORIES[name](2, 1, 1).eval()  # LSM's batch norm: running statistics
+    x = torch.randn(2, 1, *shape)
+    with torch.no_grad():
+        y32 = net(x)
+        y16 = net.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert y16.dtype == torch.bfloat16 and torch.isfinite(y16).all()
+    assert 1e-4 < _rel(y16, y32) < BF16_FORWARD_TOL
+
+
+@pytest.mark.parametrize("transform", ["fft", "dft"])
+@pytest.mark.parametrize("shape", BF16_GRIDS)
+def test_spectral_conv_bf16_both_transforms(transform, shape):
+    conv = SpectralConv(3, 2, (12, 12), transform=transform)
+    x = torch.randn(2, 3, *shape)
+    want = conv(x)
+    with torch.autocast("cpu", torch.bfloat16):
+        mixed = conv(x.bfloat16())
+    true = conv.to(torch.bfloat16)(x.bfloat16())
+    for got in (mixed, true):
+        assert got.dtype == torch.bfloat16  # handed back in the input's dtype
+        assert 1e-4 < _rel(got, want) < 2e-2
+
+
+def test_mgno_circular_resampling_bf16_on_odd_grids():
+    net = MgNO(1, 1, hidden_channels=4, n_layers=2, n_levels=3, padding="circular").eval()
+    x = torch.randn(1, 1, 33, 17)
+    with torch.no_grad():
+        want = net(x)
+        got = net.to(torch.bfloat16)(x.bfloat16())
+    assert got.shape == want.shape and 1e-4 < _rel(got, want) < BF16_FORWARD_TOL
+
+
+def test_spectral_conv_float16_does_not_overflow_on_large_grids():
+    # Unscaled forward DFT sums over 256^2 points pass float16's 65504 (16-mixed on GPU).
+    conv = SpectralConv(2, 2, (8, 8), transform="dft")
+    x = torch.full((1, 2, 256, 256), 2.0) + 0.1 * torch.randn(1, 2, 256, 256)
+    want = conv(x)
+    got = conv.half()(x.half())
+    assert torch.isfinite(got).all() and _rel(got, want) < 2e-2

@@ -315,7 +315,9 @@ class FactorizedSpectralConv(SpectralConv):
 
     def _mix(self, z: torch.Tensor, ks: tuple[int, ...]) -> torch.Tensor:
         source = self._source()
-        parts = source.parts(self.layer, self._slices(ks))
+        # In the weights' dtype or z's: bf16 factors meet fp32 modes in the FFT path's fp32
+        # region (bf16-true), fp32 factors meet bf16 modes under autocast.
+        parts = [p.to(z.dtype) for p in source.parts(self.layer, self._slices(ks))]
         kind = source.factorization
         if kind != "dense" and self._factorized(kind, parts, z.shape[0]):
             return contract_factorized(kind, parts, z)

@@ -12,6 +12,14 @@ Two interchangeable transforms give the retained modes:
 Both see the same weights in the same order and agree to rounding; ``transform="auto"`` picks
 per call from the grid and mode sizes.
 
+Reduced precision (``bf16-mixed`` autocast, or bf16 weights): the ``dft`` path runs its
+matrix products in the reduced dtype, bases included (cached in that dtype, so nothing is
+cast per call), with the GEMMs' own float32 accumulation; the ``fft`` path always runs in
+float32 (autocast off), because FFTs have no bf16 kernel on CPU and cuFFT's half precision
+takes power-of-two sizes only; its result is handed back in the input's dtype. So every grid
+size works in every precision. In float16 (``16-mixed`` on GPU) the DFT's forward sums are
+taken as means (the ``1 / n`` moved from the inverse), which cannot overflow.
+
 Modes live in one real tensor ``(batch, channels, 2, m_1, ..., m_d)``: the ``2`` holds real and
 imaginary parts, non-last axes run over frequencies ``-k..k``, the last axis over ``0..k``
 (a real field's spectrum is Hermitian, so the negative half of the last axis is redundant).
@@ -25,6 +33,8 @@ from collections.abc import Sequence
 
 import torch
 from torch import nn
+
+from pdeml.precision import as_float32, full_precision, low_precision_dtype
 
 TRANSFORMS = ("auto", "dft", "fft")
 _AXES = "xyz"
@@ -127,20 +137,31 @@ def _contiguous(grad: torch.Tensor | None) -> torch.Tensor | None:
     return None if grad is None else grad.contiguous()
 
 
+def _scaled_bases(n: int, k: int, last: bool, dtype: torch.dtype,
+                  device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`dft_bases`; in float16 the ``1 / n`` moves from the inverse to the forward, so
+    an axis's coefficients are means, not sums: a sum over a 256^2 grid overflows float16
+    (max 65504), a mean cannot. The product of the two, the layer's map, is unchanged."""
+    if dtype != torch.float16:
+        return dft_bases(n, k, last, dtype, device)
+    forward, inverse = dft_bases(n, k, last, torch.float64, device)
+    return (forward / n).to(dtype), (inverse * n).to(dtype)
+
+
 @functools.lru_cache(maxsize=64)
 def _cached_bases(n: int, k: int, last: bool, dtype: torch.dtype,
                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     # Plain tensors even when first asked for under inference_mode: autograd saves them later.
     with torch.inference_mode(False), torch.no_grad():
-        return dft_bases(n, k, last, dtype, device)
+        return _scaled_bases(n, k, last, dtype, device)
 
 
 def _bases(n: int, k: int, last: bool, dtype: torch.dtype,
            device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`dft_bases`, cached across calls and layers (but not while tracing: fake tensors
-    must not leak into the cache)."""
+    """:func:`dft_bases` (rescaled in float16), cached across calls and layers (but not while
+    tracing: fake tensors must not leak into the cache)."""
     if torch.compiler.is_compiling():
-        return dft_bases(n, k, last, dtype, device)
+        return _scaled_bases(n, k, last, dtype, device)
     return _cached_bases(n, k, last, dtype, device)
 
 
@@ -242,6 +263,7 @@ class SpectralConv(nn.Module):
         """:meth:`_mix` with a weight ``(in, out, *modes, 2)`` already cut to ``z``'s modes."""
         d, (b, i) = self.n_dim, z.shape[:2]
         mode_shape = w.shape[2:-1]
+        w = w.to(z.dtype)  # bf16 weights in an fp32 region, or fp32 ones under autocast
         w = w.movedim((0, 1), (-3, -2))  # (*m, i, o, 2)
         wr, wi = w[..., 0], w[..., 1]
         block = torch.cat([torch.cat([wr, wi], -1), torch.cat([-wi, wr], -1)], -2)
@@ -258,7 +280,11 @@ class SpectralConv(nn.Module):
     def _forward_dft(self, x: torch.Tensor, sizes: tuple[int, ...],
                      ks: tuple[int, ...]) -> torch.Tensor:
         d = self.n_dim
-        bases = [_bases(n, k, i == d - 1, x.dtype, x.device)
+        # Under autocast the GEMMs run in its dtype: the input and the bases are taken there
+        # once (the bases from the cache), instead of autocast casting them in every einsum.
+        dtype = low_precision_dtype(x) or x.dtype
+        x = x.to(dtype)
+        bases = [_bases(n, k, i == d - 1, dtype, x.device)
                  for i, (n, k) in enumerate(zip(sizes, ks, strict=True))]
         # Last axis first: the real-to-complex stage shrinks the data the most.
         z = _einsum_axis(x, bases[-1][0], d - 1, d, False, True, False)
@@ -271,6 +297,12 @@ class SpectralConv(nn.Module):
 
     def _forward_fft(self, x: torch.Tensor, sizes: tuple[int, ...],
                      ks: tuple[int, ...]) -> torch.Tensor:
+        dtype = x.dtype
+        with full_precision(x):  # FFTs in float32 whatever the precision: any grid size
+            return self._fft_fp32(as_float32(x)[0], sizes, ks).to(dtype)
+
+    def _fft_fp32(self, x: torch.Tensor, sizes: tuple[int, ...],
+                  ks: tuple[int, ...]) -> torch.Tensor:
         d = self.n_dim
         dims = tuple(range(2, 2 + d))
         xf = torch.fft.rfftn(x, dim=dims).narrow(-1, 0, ks[-1] + 1)
