@@ -103,16 +103,23 @@ def _cmd_train(args: argparse.Namespace) -> dict[str, Any] | str:
     return train(compose(args.config, args.set), args.out, overwrite=args.overwrite)
 
 
-def _cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
+# Options of the shared-weights fine-tuning that issue 31 retired (it measured no gain); they
+# are still parsed so that an old command fails with the migration line, not argparse's.
+RETIRED_FINETUNE = ("mode", "loss", "residual_norm", "residual_inputs", "epochs", "patience",
+                    "max_time", "seed")
+
+
+def _cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.trainers.refine import refine_run
 
-    shared = [k for k in ("loss", "residual_norm", "epochs", "patience", "max_time")
-              if getattr(args, k) is not None] + (["mode"] if args.mode != "data" else [])
-    if shared:
-        raise ValueError(f"--per-trajectory takes --steps, --lr, --lr-weight, --modes, "
-                         f"--batch-size, --data, --field; not --{shared[0].replace('_', '-')}")
+    retired = [k for k in RETIRED_FINETUNE if getattr(args, k) is not None]
+    if retired:
+        raise ValueError(f"--{retired[0].replace('_', '-')} belonged to shared-weights "
+                         "fine-tuning, retired in pdeml 0.2 (it measured no gain: 0.0447 -> "
+                         "0.0447); pdeml finetune now refines each trajectory (see the README's "
+                         "'Fine-tuning: migration')")
     if "," in args.modes:
-        raise ValueError("--per-trajectory --modes is 'all' or one integer (square grids)")
+        raise ValueError("--modes is 'all' or one integer (square grids)")
     options = {k: v for k, v in (("steps", args.steps), ("lr", args.lr),
                                  ("lr_weight", args.lr_weight),
                                  ("residual_form", args.residual)) if v is not None}
@@ -120,31 +127,6 @@ def _cmd_refine(args: argparse.Namespace) -> dict[str, Any]:
                         batch_size=args.batch_size or 1, force=args.force,
                         n_modes=args.modes if args.modes == "all" else int(args.modes), **options)
     return {k: v for k, v in result.items() if k != "trajectories"}
-
-
-def _cmd_finetune(args: argparse.Namespace) -> dict[str, Any]:
-    if args.per_trajectory:
-        return _cmd_refine(args)
-    extra = [k for k in ("steps", "lr_weight", "data", "field", "residual")
-             if getattr(args, k) is not None] + (["force"] if args.force else [])
-    if extra:
-        raise ValueError(f"--{extra[0].replace('_', '-')} goes with --per-trajectory")
-    from pdeml.trainers.finetune import finetune_run
-
-    ints = [] if args.modes == "all" else [int(m) for m in args.modes.split(",")]
-    modes = "all" if not ints else ints[0] if len(ints) == 1 else ints
-    options = {k: v for k, v in vars(args).items() if v is not None and k in (
-        "lr", "epochs", "batch_size", "patience", "max_time", "seed", "loss")}
-    if args.residual_norm is not None:
-        if args.mode != "residual" or args.loss:
-            raise ValueError("--residual-norm goes with --mode residual and no --loss")
-        options["loss"] = {"name": "sobolev", "s": args.residual_norm, "relative": False}
-    result = finetune_run(args.run, args.out, mode=args.mode, n_modes=modes,
-                          residual_inputs=args.residual_inputs, **options)
-    brief = {k: v for k, v in result.items() if k not in ("history", "test_before", "test_after")}
-    for key in ("test_before", "test_after"):  # the full metrics are in <out>/metrics.json
-        brief[f"{key}_rel_l2"] = result[key]["rel_l2"] if result.get(key) else None
-    return brief
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> dict[str, Any]:
@@ -318,46 +300,38 @@ def _add_train(sub: Any) -> None:
 
 
 def _add_finetune(sub: Any) -> None:
-    f = _verb(sub, "finetune", "spectral fine-tuning of a trained run's last layer, or "
-              "per-trajectory refinement (--per-trajectory)", (
-        "pdeml finetune runs/fno --out runs/fno_ft --epochs 20",
-        "pdeml finetune runs/ns_st --out runs/ns_refined --per-trajectory --steps 100",
-        "pdeml finetune runs/ns --out runs/ns_res --mode residual --modes 32"), _cmd_finetune)
+    f = _verb(sub, "finetune", "Spectral-Refiner: refine each test trajectory of a "
+              "spatiotemporal Navier-Stokes run on its own, label-free (H^-1 residual on the "
+              "fine grid)", (
+        "pdeml finetune runs/ns_st --out runs/ns_refined --steps 100",
+        "pdeml finetune runs/ns_st --out runs/ns_refined --residual snapshot --force"),
+        _cmd_finetune)
     f.add_argument("run", help="run folder or checkpoint")
-    f.add_argument("--out", required=True, help="new run folder")
-    f.add_argument("--mode", choices=("data", "residual"), default="data",
-                   help="fit the labels, or the PDE residual in H^-1 (no labels)")
+    f.add_argument("--out", required=True, help="new folder for the refined predictions")
     f.add_argument("--modes", default="all", type=_modes_arg,
-                   help="'all' or the refined layer's n_modes, e.g. 32 or 32,32")
-    f.add_argument("--loss", help="data-mode loss, e.g. l2 or h1 (default l2)")
-    f.add_argument("--residual-norm", type=float,
-                   help="residual mode: Sobolev order of the residual norm (default -1)")
-    f.add_argument("--residual-inputs", choices=("train", "test", "train+test"),
-                   default="train", help="residual mode: whose inputs (labels unused)")
-    f.add_argument("--lr", type=float, help="Adam learning rate (default 1e-3)")
-    f.add_argument("--epochs", type=_count(1), help="maximum epochs (default 50)")
-    f.add_argument("--batch-size", type=_count(1), help="samples per step (default 16)")
-    f.add_argument("--patience", type=int, help="epochs without validation gain before stop")
-    f.add_argument("--max-time", type=float, help="wall-clock limit in seconds")
-    f.add_argument("--seed", type=int, help="seed of the shuffling and validation split")
-    f.add_argument("--per-trajectory", action="store_true",
-                   help="Spectral-Refiner: refine each test trajectory of a spatiotemporal run "
-                        "on its own, label-free (H^-1 Navier-Stokes residual on the fine grid)")
-    f.add_argument("--steps", type=int, help="--per-trajectory: Adam steps (default 100)")
+                   help="'all' or the refined layer's n_modes (one integer)")
+    f.add_argument("--steps", type=int, help="Adam steps per trajectory (default 100)")
+    f.add_argument("--lr", type=float, help="step size of the spectral bias (default 2e-3)")
     f.add_argument("--lr-weight", type=float,
-                   help="--per-trajectory: step size of the per-mode weights (default 1e-4); "
-                        "--lr is the spectral bias's (default 2e-3)")
-    f.add_argument("--data", help="--per-trajectory: test file (default: the run's data.test)")
-    f.add_argument("--field", help="--per-trajectory: windowed variable to refine on "
+                   help="step size of the per-mode weights (default 1e-4)")
+    f.add_argument("--batch-size", type=_count(1), help="trajectories refined together "
+                   "(default 1)")
+    f.add_argument("--data", help="test file (default: the run's data.test)")
+    f.add_argument("--field", help="windowed variable to refine on "
                                     "(default: <field>_fine when the file has it)")
     f.add_argument("--residual", choices=("trapezoid", "snapshot"),
-                   help="--per-trajectory: the residual minimized: 'trapezoid' (between "
-                        "consecutive snapshots from the last input one, the default) or "
-                        "'snapshot' (the authors': each snapshot on its own)")
+                   help="the residual minimized: 'trapezoid' (between consecutive snapshots "
+                        "from the last input one, the default) or 'snapshot' (the authors': "
+                        "each snapshot on its own)")
     f.add_argument("--force", action="store_true",
-                   help="--per-trajectory: refine even when the parameter guard finds that "
-                        "the input windows do not satisfy the equation with the file's "
-                        "viscosity, forcing and time spacing")
+                   help="refine even when the parameter guard finds that the input windows "
+                        "do not satisfy the equation with the file's viscosity, forcing and "
+                        "time spacing")
+    f.add_argument("--per-trajectory", action="store_true",
+                   help="accepted for old scripts: per-trajectory refinement is what "
+                        "finetune does")
+    for name in RETIRED_FINETUNE:  # parsed only to answer with the migration line
+        f.add_argument(f"--{name.replace('_', '-')}", default=None, help=argparse.SUPPRESS)
 
 
 def _add_evaluate(sub: Any) -> None:

@@ -32,7 +32,8 @@ from pdeml.datasets.schema import (  # noqa: E402
 )
 from pdeml.metrics import MetricAccumulator  # noqa: E402
 from pdeml.progress import track  # noqa: E402
-from pdeml.trainers.module import OperatorModule, Surrogate  # noqa: E402
+from pdeml.trainers.checkpoint import find_checkpoint, load_surrogate  # noqa: E402
+from pdeml.trainers.module import Surrogate  # noqa: E402
 
 # Seconds the baseline ledger may spend solving: fewer test samples are scored (the same ones
 # for the surrogate and every solver setting) when all of them would take longer.
@@ -86,29 +87,6 @@ def plot_samples(
             for ax, label in zip(axes[0], titles, strict=False):
                 ax.set_title(label)
     return report._save(fig, path)
-
-
-def find_checkpoint(run: str | Path) -> Path:
-    """The best checkpoint of a run directory, or the given checkpoint file."""
-    run = Path(run)
-    if run.is_file():
-        return run
-    for name in ("best.ckpt", "last.ckpt"):
-        if (run / "checkpoints" / name).exists():
-            return run / "checkpoints" / name
-    raise DatasetError(f"no checkpoint found in {run} (expected checkpoints/best.ckpt)")
-
-
-def load_surrogate(run: str | Path) -> tuple[Surrogate, dict[str, Any]]:
-    """The trained surrogate of a run (or checkpoint) and the run's config (if present)."""
-    ckpt = find_checkpoint(run)
-    try:
-        module = OperatorModule.load_from_checkpoint(ckpt, map_location="cpu", weights_only=False)
-    except (RuntimeError, KeyError, EOFError) as err:
-        raise DatasetError(f"cannot load checkpoint {ckpt}: {str(err).splitlines()[0]}") from None
-    cfg_path = ckpt.parent.parent / "config.yaml"
-    cfg = load_yaml(cfg_path) if cfg_path.exists() else {}
-    return module.surrogate.eval(), cfg
 
 
 def field_surrogate(run: str | Path, threads: int | None = None) -> Any:
@@ -199,7 +177,7 @@ def evaluate_run(
     _refuse_point_clouds(data, "evaluate")
     check_problem(data, _run_problem(data_cfg), "the run was trained on")
     if (data_cfg.get("rollout") or {}).get("task") == "nonauto":  # CFDBench's task
-        from pdeml.suite import nonauto_profile
+        from pdeml.protocols import nonauto_profile
 
         scores = nonauto_profile(surrogate, data, data_cfg["rollout"], batch_size=16)
         metrics = {"data": str(data), "cfdbench": scores["model"], **scores["pooled"]}

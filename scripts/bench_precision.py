@@ -403,7 +403,7 @@ def train_once(problem: str, paths: dict[str, Path], name: str, mode: str, seed:
                args: argparse.Namespace) -> dict[str, Any]:
     import lightning as L
 
-    from pdeml.datasets.datamodule import make_datamodule
+    from pdeml.datasets.dispatch import make_datamodule
     from pdeml.trainers import OperatorModule
     from pdeml.trainers.fit import build_model
 

@@ -68,7 +68,7 @@ from torch.utils.data import DataLoader  # noqa: E402
 
 from pdeml.config import merge  # noqa: E402
 from pdeml.datasets import generate_dataset  # noqa: E402
-from pdeml.datasets.datamodule import make_datamodule  # noqa: E402
+from pdeml.datasets.dispatch import make_datamodule  # noqa: E402
 from pdeml.datasets.reader import H5Dataset  # noqa: E402
 from pdeml.datasets.timeseries import TrajectoryDataset  # noqa: E402
 from pdeml.metrics import MetricAccumulator  # noqa: E402

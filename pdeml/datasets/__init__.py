@@ -18,6 +18,7 @@ _EXPORTS = {
     "TrajectoryDataset": "pdeml.datasets.timeseries",
     "UnitGaussianNormalizer": "pdeml.datasets.normalization",
     "generate_dataset": "pdeml.datasets.writer",
+    "make_datamodule": "pdeml.datasets.dispatch",
     "generate_split": "pdeml.datasets.writer",
     "read_costs": "pdeml.datasets.costs",
 }

@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 
 from pdeml import __version__
+from pdeml.datasets.declare import declare_io, variable_name
 from pdeml.datasets.schema import SCHEMA_VERSION, DatasetError, write_arrays
 from pdeml.solvers.problems.base import Variable
 from pdeml.solvers.problems.cfdbench_cases import (
@@ -71,13 +72,6 @@ from pdeml.solvers.problems.cfdbench_cases import (
 )
 
 FRAME_DT = 0.1
-
-
-def _name(key: str) -> str:
-    """A variable name the reader's selectors accept (``x-coordinate`` -> ``x_coordinate``)."""
-    from pdeml.datasets.importers import _name as name
-
-    return name(key)
 
 
 # ------------------------------------------------------------------------------- export
@@ -302,9 +296,7 @@ def import_cfdbench(
                                   for _, d in items]),
              "input_vars": json.dumps(["u[0]", "v[0]", "mask"]),
              "output_vars": json.dumps(["u[-1]", "v[-1]"]), "time_units": "s"}
-    from pdeml.datasets.importers import _declare
-
-    _declare(attrs, src, variables, inputs, outputs)
+    declare_io(attrs, src, variables, inputs, outputs)
     return write_arrays(dst, coords, variables, attrs)
 
 
@@ -342,7 +334,7 @@ def _variables(items: list[tuple[str, Path]], cases: list[dict[str, Any]], keys:
                                   for _, d in items])),
     }
     for k in keys:
-        variables[_name(k)] = (Variable((), "1", f"CFDBench case parameter {k}"),
+        variables[variable_name(k)] = (Variable((), "1", f"CFDBench case parameter {k}"),
                         np.array([c["case"][k] for c in cases]))
     solved = [c["extra"].get("solved") for c in cases]
     if all(solved):

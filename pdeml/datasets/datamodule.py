@@ -89,22 +89,6 @@ def check_eval_files(dm: Any) -> None:
                                    f"data.train has {ours}")
 
 
-def make_datamodule(**kwargs: Any) -> PDEDataModule:
-    """The datamodule for ``kwargs["train"]``: point-cloud files get
-    :class:`pdeml.datasets.pointcloud.PointCloudDataModule`, grid files :class:`PDEDataModule`.
-    """
-    if "online" in kwargs:  # samples streamed from Dask generators (pdeml.datasets.online)
-        from pdeml.datasets.online import online_datamodule
-
-        return online_datamodule(**kwargs)
-    from pdeml.datasets.pointcloud import PointCloudDataModule, is_pointcloud
-
-    train = kwargs.get("train")
-    if train is not None and Path(train).exists() and is_pointcloud(train):
-        return PointCloudDataModule(**kwargs)
-    return PDEDataModule(**kwargs)
-
-
 class PDEDataModule(L.LightningDataModule):
     """Train / validation / test loaders over pdeml HDF5 files.
 

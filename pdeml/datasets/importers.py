@@ -15,7 +15,6 @@ Every importer declares ``input_vars``/``output_vars`` (overridable with ``input
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,8 @@ import numpy as np
 import torch
 
 from pdeml import __version__
+from pdeml.datasets.declare import declare_io as _declare
+from pdeml.datasets.declare import variable_name as _name
 from pdeml.datasets.reader import parse_selector
 from pdeml.datasets.schema import SCHEMA_VERSION, DatasetError, write_arrays
 from pdeml.solvers.fields import grid_points
@@ -91,25 +92,6 @@ def _base_attrs(src: Path, fmt: str, n: int) -> dict[str, Any]:
     return {"title": f"imported from {src.name}", "source": src.name, "source_format": fmt,
             "pdeml_version": __version__, "pdeml_schema_version": SCHEMA_VERSION,
             "n_samples": int(n)}
-
-
-def _declare(attrs: dict[str, Any], src: Path, variables: dict[str, Any],
-             inputs: Sequence[str] | None, outputs: Sequence[str] | None) -> None:
-    """Set ``input_vars``/``output_vars`` (overrides checked against the variables)."""
-    for key, given in (("input_vars", inputs), ("output_vars", outputs)):
-        if not given:
-            continue
-        missing = [s for s in given if parse_selector(s)[0] not in variables]
-        if missing:
-            raise DatasetError(f"{src}: no variable for {', '.join(missing)} "
-                               f"(has: {', '.join(sorted(variables))})")
-        attrs[key] = json.dumps(list(given))
-
-
-def _name(key: str) -> str:
-    """A variable name the reader's selectors accept (``x-coordinate`` -> ``x_coordinate``)."""
-    name = re.sub(r"\W", "_", key)
-    return name if re.match(r"[A-Za-z_]", name) else f"v_{name}"
 
 
 def _spatial_dims(n: int) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 from pdeml.operators.base import OperatorBase
 from pdeml.operators.layers.embedding import grid_coordinates
 from pdeml.operators.layers.mlp import Pointwise, get_activation
-from pdeml.precision import as_float32, autocast_enabled, full_precision
+from pdeml.precision import as_float32, full_precision
 
 PADDINGS = {"zeros": "constant", "circular": "circular"}
 DEFAULT_LEVELS = 4
@@ -134,11 +134,6 @@ class MultigridConv(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         """``(batch, in_channels, *spatial)`` to ``(batch, out_channels, *spatial)``."""
-        if autocast_enabled(f):
-            # The convolutions run in autocast's dtype, the V-cycle's sums (smoothing updates,
-            # residuals f - A u, coarse corrections) in fp32: summed in bf16 they cost Darcy
-            # 64^2 16% of test error after equal steps (6 seeds); see the MgNO notes.
-            return self._cycle(f.float(), 0)
         return self._cycle(f, 0)
 
 
@@ -150,6 +145,18 @@ class MgNO(OperatorBase):
     prolongation), plus a pointwise term whose bias is the layer's ``b``; a group norm keeps the
     deep stacks of convolutions trainable. The first layer acts on the input channels directly
     (no lifting), a pointwise map gives the outputs.
+
+    Precision (issue 29; ``scripts/bench_precision.py``): under ``bf16-mixed`` the
+    convolutions run in bf16 and so do the V-cycle's sums; the Fourier resampling of circular
+    padding runs in an fp32 region (no bf16 FFT on CPU). At 64^2 the output is 1.2e-2 from
+    float64 (fp32: 7e-7) and the gradients 5.8e-3. **MgNO is the operator bf16 hurts**: Darcy
+    64^2 after 200 equal steps, test error 0.0830 against fp32's 0.0713 (+16.5%, 6 seeds,
+    worse on 4 of 6), where fp32 training from weights perturbed by one bf16 rounding
+    (2^-9) gives 0.0744 (+4.4%): MgNO's Darcy training is bimodal and a perturbation that
+    small already flips one seed, but bf16 adds more. Summing the V-cycle in fp32 (the
+    convolutions alone in bf16) gave 0.0817 (+14.7%), no measurable change, so pdeml does
+    not do it. Navier-Stokes 64^2: -0.1% (3 seeds). Train MgNO in fp32
+    where its error matters.
 
     Parameters
     ----------

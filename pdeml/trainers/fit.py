@@ -25,7 +25,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from pdeml.checks import missing_dirs, remove_made
 from pdeml.config import ConfigError, load_yaml, merge, validate_section
-from pdeml.datasets.datamodule import PDEDataModule, check_eval_files, make_datamodule
+from pdeml.datasets.datamodule import PDEDataModule, check_eval_files
+from pdeml.datasets.dispatch import make_datamodule
 from pdeml.operators import build, link_grid, list_operators
 from pdeml.operators.base import _REGISTRY
 from pdeml.precision import bf16_support

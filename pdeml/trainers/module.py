@@ -71,8 +71,8 @@ class OperatorModule(L.LightningModule):
     scheduler
         ``cosine`` (per step, to zero at the end of training), ``onecycle`` or ``none``.
     refined_modes
-        Spectral layers rebuilt with more modes by fine-tuning, ``{layer name: n_modes}``
-        (set by :mod:`pdeml.trainers.finetune`, so that its checkpoints load here).
+        Set only in checkpoints of the shared-weights fine-tuning that pdeml 0.2 retired
+        (issue 31: it measured no gain); such a checkpoint is refused with the migration line.
     """
 
     def __init__(
@@ -91,17 +91,16 @@ class OperatorModule(L.LightningModule):
         if not hasattr(net, "config"):
             raise TypeError("OperatorModule needs a pdeml operator (with a .config)")
         if refined_modes:
-            from pdeml.trainers.finetune import apply_refined_modes
-
-            apply_refined_modes(net, refined_modes)
+            raise ValueError("this checkpoint comes from shared-weights fine-tuning, retired in "
+                             "pdeml 0.2 (it measured no gain); use the run it was fine-tuned "
+                             "from (see the README's 'Fine-tuning: migration')")
         self.loss_fn = make_loss(loss)
         # A loss with a plain config (LpLoss, SobolevLoss) is stored so checkpoints rebuild it.
         loss_spec = loss if isinstance(loss, str | dict) else getattr(
             self.loss_fn, "config", type(loss).__name__)
         self.save_hyperparameters(
             {"model": net.config, "loss": loss_spec, "lr": lr,
-             "weight_decay": weight_decay, "scheduler": scheduler,
-             **({"refined_modes": dict(refined_modes)} if refined_modes else {})}
+             "weight_decay": weight_decay, "scheduler": scheduler}
         )
         kw = net.config["kwargs"]
         self.surrogate = Surrogate(

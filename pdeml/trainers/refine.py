@@ -386,7 +386,7 @@ def refine_run(run: Any, out: Any, data: Any = None, field: str | None = None,
     from pathlib import Path
 
     from pdeml.datasets.spacetime import WindowDataset
-    from pdeml.evaluate import load_surrogate
+    from pdeml.trainers.checkpoint import load_surrogate
     from pdeml.trainers.parameter_guard import guard
     from pdeml.trainers.residuals import window_residual
 

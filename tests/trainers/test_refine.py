@@ -252,13 +252,16 @@ def test_forcing_field_matches_problem():
     assert np.array_equal(prob.forcing_field(16), forcing_field("kolmogorov", None, 2, 16))
 
 
-def test_cli_keeps_the_two_modes_apart(capsys):
+def test_cli_answers_retired_options_with_the_migration_line(capsys):
     from pdeml.cli import main
 
-    assert main(["finetune", "run", "--out", "o", "--per-trajectory", "--epochs", "3"]) == 1
-    assert "not --epochs" in capsys.readouterr().err
-    assert main(["finetune", "run", "--out", "o", "--steps", "3"]) == 1
-    assert "--steps goes with --per-trajectory" in capsys.readouterr().err
+    for argv in (["--epochs", "3"], ["--mode", "residual"], ["--per-trajectory", "--loss", "h1"]):
+        assert main(["finetune", "run", "--out", "o", *argv]) == 1
+        err = capsys.readouterr().err
+        assert "belonged to shared-weights fine-tuning, retired" in err and "migration" in err
+        assert err.count("\n") == 1
+    assert main(["finetune", "run", "--out", "o", "--modes", "8,8"]) == 1
+    assert "one integer" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------
@@ -338,15 +341,6 @@ def test_snapshot_refinement_runs_and_its_residual_is_mostly_rounding_here():
     assert noisy < 2 * clean, (clean, noisy)
     with pytest.raises(ValueError, match="unknown residual form"):
         refine_batch(FakeSurrogate(guess), x, res, steps=1, residual_form="midpoint")
-
-
-def test_cli_residual_and_force_go_with_per_trajectory(capsys):
-    from pdeml.cli import main
-
-    assert main(["finetune", "run", "--out", "o", "--residual", "snapshot"]) == 1
-    assert "--residual goes with --per-trajectory" in capsys.readouterr().err
-    assert main(["finetune", "run", "--out", "o", "--force"]) == 1
-    assert "--force goes with --per-trajectory" in capsys.readouterr().err
 
 
 def test_refine_run_refuses_wrong_parameters_before_writing(tmp_path, capsys):
