@@ -102,11 +102,28 @@ def _check_manifest(parts: Path, manifest: dict[str, Any]) -> None:
         stale.unlink()
 
 
-def _solve(problem: Problem, split: str, indices: list[int], rngs: list[np.random.Generator]
+def _solve(problem: Problem, split: str, indices: list[int], rngs: list[np.random.Generator],
+           params: Sequence[dict[str, float] | None] | None = None,
            ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Solve the samples and time them: one at a time, or a whole batch as one sequence."""
+    """Solve the samples and time them: one at a time, or a whole batch as one sequence.
+
+    ``params`` (one entry per index, ``None`` to draw) fixes per-sample PDE parameters
+    (:meth:`~pdeml.solvers.problems.base.Problem.sample_with`)."""
     batch = getattr(problem, "sample_batch", None)
     indexed = getattr(problem, "sample_indexed", None)  # listed cases (CFDBench's) by index
+    if params is not None:
+        if len(params) != len(indices):
+            raise ValueError(f"{len(params)} parameter sets for {len(indices)} samples")
+        if any(p is not None for p in params):
+            if indexed is not None or batch is not None:
+                raise ValueError(f"{problem.name}: its samples are solved as a sequence or a "
+                                 "listed case; per-sample parameters cannot be set")
+            samples, seconds = [], []
+            for r, p in zip(rngs, params, strict=True):
+                sample, wall, cpu = costs.timed(problem.sample_with, r, p)
+                samples.append(sample)
+                seconds.append((wall, cpu))
+            return samples, costs.sample_records(problem, samples, indices, seconds, "per_sample")
     if indexed is None and batch is not None:
         # One sorted, recycled sequence: the solver reports no per-system times, so the
         # batch's time is shared evenly (and the records say so).
@@ -122,12 +139,16 @@ def _solve(problem: Problem, split: str, indices: list[int], rngs: list[np.rando
     return samples, costs.sample_records(problem, samples, indices, seconds, "per_sample")
 
 
-def compute_samples_costed(problem: Problem, seed: int, split: str, indices: Sequence[int]
+def compute_samples_costed(problem: Problem, seed: int, split: str, indices: Sequence[int],
+                           params: Sequence[dict[str, float] | None] | None = None,
                            ) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
-    """:func:`compute_samples` and one cost record per sample (:mod:`pdeml.datasets.costs`)."""
+    """:func:`compute_samples` and one cost record per sample (:mod:`pdeml.datasets.costs`).
+
+    ``params``: per-sample PDE parameters chosen by a sampler, one entry per index (``None``
+    entries draw as usual); the rest of each sample still comes from its own generator."""
     indices = [int(i) for i in indices]
     rngs = [sample_rng(seed, split, i) for i in indices]
-    samples, records = _solve(problem, split, indices, rngs)
+    samples, records = _solve(problem, split, indices, rngs, params)
     stacked = {k: np.stack([np.asarray(s[k]) for s in samples]) for k in samples[0]}
     for name, values in stacked.items():
         bad = first_nonfinite(values)
@@ -140,7 +161,8 @@ def compute_samples_costed(problem: Problem, seed: int, split: str, indices: Seq
     return stacked, records
 
 
-def compute_samples(problem: Problem, seed: int, split: str, indices: Sequence[int]
+def compute_samples(problem: Problem, seed: int, split: str, indices: Sequence[int],
+                    params: Sequence[dict[str, float] | None] | None = None,
                     ) -> dict[str, np.ndarray]:
     """Samples ``indices`` of a split, stacked per variable (also the unit of online streaming).
 
@@ -150,8 +172,10 @@ def compute_samples(problem: Problem, seed: int, split: str, indices: Sequence[i
         When a sample holds a NaN or an infinity (a diverged solve): it is never written or
         streamed. The message names the problem, split, sample index and variable, so the
         sample can be reproduced alone with :func:`sample_rng`.
+
+    ``params`` fixes per-sample PDE parameters (see :func:`compute_samples_costed`).
     """
-    return compute_samples_costed(problem, seed, split, indices)[0]
+    return compute_samples_costed(problem, seed, split, indices, params)[0]
 
 
 def compute_shard(problem: Problem, seed: int, split: str, start: int, stop: int

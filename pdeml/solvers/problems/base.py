@@ -18,6 +18,54 @@ class Variable:
     dtype: str = ""  # HDF5 type; "" means float32 for fields, float64 for per-sample scalars
 
 
+@dataclass(frozen=True)
+class ParameterRange:
+    """A PDE parameter drawn per sample: its interval and how it is spread over it.
+
+    A sampler works on the unit interval (:meth:`to_unit`, :meth:`from_unit`): uniform there
+    is the problem's own prior (log-uniform for ``scale="log"``).
+    """
+
+    low: float
+    high: float
+    scale: str = "linear"  # "linear" (uniform) or "log" (log-uniform)
+
+    def __post_init__(self) -> None:
+        if self.scale not in ("linear", "log"):
+            raise ValueError(f"parameter scale must be 'linear' or 'log', got '{self.scale}'")
+        if not (np.isfinite(self.low) and np.isfinite(self.high) and self.low < self.high):
+            raise ValueError(f"parameter range needs finite low < high, got [{self.low}, "
+                             f"{self.high}]")
+        if self.scale == "log" and self.low <= 0:
+            raise ValueError(f"a log-scale parameter range needs low > 0, got {self.low}")
+
+    def from_unit(self, u: float) -> float:
+        """The value at ``u`` in [0, 1] (0: ``low``, 1: ``high``)."""
+        u = float(np.clip(u, 0.0, 1.0))
+        if self.scale == "log":
+            return float(np.exp(np.log(self.low) + u * (np.log(self.high) - np.log(self.low))))
+        return float(self.low + u * (self.high - self.low))
+
+    def to_unit(self, value: float) -> float:
+        """Where ``value`` sits in [0, 1]."""
+        if self.scale == "log":
+            span = np.log(self.high) - np.log(self.low)
+            return float((np.log(value) - np.log(self.low)) / span)
+        return float((value - self.low) / (self.high - self.low))
+
+    def draw(self, rng: np.random.Generator) -> float:
+        """One value from the prior."""
+        return self.from_unit(rng.random())
+
+    def check(self, name: str, value: Any) -> float:
+        """``value`` as a float inside the range, else a one-line ``ValueError``."""
+        v = float(value)
+        if not (self.low <= v <= self.high):
+            raise ValueError(f"parameter {name}={v:g} is outside its range [{self.low:g}, "
+                             f"{self.high:g}]")
+        return v
+
+
 class Problem:
     """Base class of the problems that ``pdeml generate`` can write.
 
@@ -66,6 +114,46 @@ class Problem:
     def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Draw the random inputs and solve: one array per variable."""
         raise NotImplementedError
+
+    def parameter_space(self) -> dict[str, ParameterRange]:
+        """The PDE parameters drawn per sample (and stored per sample), by name.
+
+        Empty for a problem whose parameters are fixed options. Where it is not, the problem's
+        :meth:`sample` takes ``params`` (a value per name, each inside its range) that replace
+        the draw: how an active sampler chooses where to generate
+        (:meth:`sample_with`).
+        """
+        return {}
+
+    def sample_with(self, rng: np.random.Generator,
+                    params: dict[str, float] | None) -> dict[str, np.ndarray]:
+        """:meth:`sample`, with the per-sample parameters given instead of drawn.
+
+        Parameters
+        ----------
+        rng
+            The sample's generator (the rest of the sample, e.g. its initial condition, is
+            drawn from it as without ``params``).
+        params
+            A value for every name of :meth:`parameter_space`, or ``None`` to draw them.
+
+        Raises
+        ------
+        ValueError
+            ``params`` for a problem without per-sample parameters, a missing or unknown
+            name, or a value outside its range.
+        """
+        if params is None:
+            return self.sample(rng)
+        space = self.parameter_space()
+        if not space:
+            raise ValueError(f"{self.name}: no per-sample parameters to set (got "
+                             f"{', '.join(sorted(params))})")
+        if set(params) != set(space):
+            raise ValueError(f"{self.name}: per-sample parameters are {', '.join(sorted(space))};"
+                             f" got {', '.join(sorted(params))}")
+        values = {k: space[k].check(k, v) for k, v in params.items()}
+        return self.sample(rng, params=values)  # type: ignore[call-arg]
 
 
 def box_boundaries(

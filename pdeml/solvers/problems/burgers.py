@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.fft
 
 from pdeml.solvers.fields import gaussian_random_field, grid_points
-from pdeml.solvers.problems.base import Problem, Variable, box_boundaries
+from pdeml.solvers.problems.base import ParameterRange, Problem, Variable, box_boundaries
 from pdeml.solvers.spectral import (
     check_grid,
     dealias_mask,
@@ -70,6 +71,13 @@ class Burgers(Problem):
         Initial condition: a zero-mean periodic GRF with covariance
         ``sigma^2 (-Laplacian + tau^2)^(-alpha)`` (FNO: ``625 (-Laplacian + 25)^-2``) in
         ``n_terms`` real Fourier modes (frequencies up to ``(n_terms - 1) // 2``).
+    viscosity_range
+        ``[low, high]``: a new ``nu`` per sample, log-uniform in the range (issue 30's family
+        whose difficulty varies: shocks steepen as ``nu`` falls), stored per sample as the
+        variable ``viscosity`` (a model gets it as a channel with ``data.inputs: [u0,
+        viscosity]``) and settable by an active sampler (:meth:`parameter_space`). It replaces
+        ``viscosity``; the default solver grid and step are sized for ``low``, the hardest
+        sample.
     """
 
     name: ClassVar[str] = "burgers"
@@ -89,8 +97,21 @@ class Burgers(Problem):
         tau: float = 5.0,
         sigma: float = 25.0,
         n_terms: int = 129,
+        viscosity_range: Sequence[float] | None = None,
     ) -> None:
         p = self.name
+        self.viscosity_range = None
+        if viscosity_range is not None:
+            bounds = list(viscosity_range) if isinstance(viscosity_range, Sequence) else []
+            if len(bounds) != 2:
+                raise ValueError(f"{p}: viscosity_range takes [low, high], got "
+                                 f"{viscosity_range!r}")
+            low, high = positive_numbers(p, viscosity_range_low=bounds[0],
+                                         viscosity_range_high=bounds[1]).values()
+            if not low < high:
+                raise ValueError(f"{p}: viscosity_range needs low < high, got {bounds}")
+            self.viscosity_range = ParameterRange(low, high, "log")
+            viscosity = low
         self.viscosity = positive_numbers(p, viscosity=viscosity)["viscosity"]
         numbers = positive_numbers(
             p, final_time=final_time, dt=min(1e-3, self.viscosity / 10) if dt is None else dt
@@ -111,10 +132,16 @@ class Burgers(Problem):
         )
 
     def variables(self) -> dict[str, Variable]:
-        return {
+        out = {
             "u0": Variable(("x",), "1", "initial condition"),
             "u": Variable(("time", "x"), "1", "solution at the stored times"),
         }
+        if self.viscosity_range is not None:
+            out["viscosity"] = Variable((), "1", "viscosity nu of this sample")
+        return out
+
+    def parameter_space(self) -> dict[str, ParameterRange]:
+        return {} if self.viscosity_range is None else {"viscosity": self.viscosity_range}
 
     def coords(self) -> dict[str, np.ndarray]:
         return {"time": self.times.copy(), "x": grid_points(self.resolution, "periodic")}
@@ -123,8 +150,10 @@ class Burgers(Problem):
         return box_boundaries("periodic", ("u0", "u"), dims=("x",))
 
     def attrs(self) -> dict[str, Any]:
+        per_sample = self.viscosity_range is not None
         return {
-            "viscosity": self.viscosity,
+            **({"viscosity_range": [self.viscosity_range.low, self.viscosity_range.high]}
+               if per_sample else {"viscosity": self.viscosity}),
             "resolution": self.resolution,
             "solver_resolution": self.solver_resolution,
             "final_time": self.final_time,
@@ -146,10 +175,10 @@ class Burgers(Problem):
         # resolves. Zero mean as in the FNO data (a mean is only a Galilean shift).
         return u0 - u0.mean()
 
-    def _etdrk4_coefficients(self, n: int, h: float) -> dict[str, np.ndarray]:
+    def _etdrk4_coefficients(self, n: int, h: float, nu: float) -> dict[str, np.ndarray]:
         """Diagonal ETDRK4 weights for ``L = -nu (2 pi k)^2`` and step ``h`` (all real)."""
         (k,) = wavenumbers(n)
-        lh = -self.viscosity * (2 * np.pi * k) ** 2 * h
+        lh = -nu * (2 * np.pi * k) ** 2 * h
         p1h, _, _ = phi_functions(lh / 2)
         p1, p2, p3 = phi_functions(lh)
         return {
@@ -165,7 +194,7 @@ class Burgers(Problem):
 
     def solve(
         self, u0: np.ndarray, n_steps: int | None = None, dt: float | None = None,
-        check: bool = True,
+        check: bool = True, viscosity: float | None = None,
     ) -> np.ndarray:
         """Integrate from ``u0`` (on an ``n``-point periodic grid) and return the snapshots.
 
@@ -173,6 +202,7 @@ class Burgers(Problem):
         ``n_steps`` and ``dt`` instead to get the single state after ``n_steps`` steps.
         ``check=False`` skips the resolution and stability checks: the solver baselines of
         :mod:`pdeml.baselines` price deliberately under-resolved settings by their error.
+        ``viscosity`` replaces the problem's ``nu`` (a sample of ``viscosity_range``).
 
         Returns
         -------
@@ -186,7 +216,7 @@ class Burgers(Problem):
             chunks, n_steps = self.n_snapshots, self.steps_per_snapshot
         else:
             chunks = 1
-        c = self._etdrk4_coefficients(n, h)
+        c = self._etdrk4_coefficients(n, h, self.viscosity if viscosity is None else viscosity)
         mask = dealias_mask(n)
         uh = scipy.fft.rfft(u0) * mask
 
@@ -224,7 +254,19 @@ class Burgers(Problem):
                 f"{tail:.1e} of its peak; raise solver_resolution ({len(u)})"
             )
 
-    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def sample(self, rng: np.random.Generator,
+               params: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """One sample; with ``viscosity_range``, ``nu`` is drawn first (or taken from
+        ``params``, see :meth:`~pdeml.solvers.problems.base.Problem.sample_with`) and the
+        initial condition after it, from the same generator."""
+        nu = None
+        if self.viscosity_range is not None:
+            nu = self.viscosity_range.draw(rng)  # drawn even when given: the IC stays put
+            if params is not None:
+                nu = self.viscosity_range.check("viscosity", params["viscosity"])
         u0 = self.draw_initial(rng)
-        u = self.solve(u0)
-        return {"u0": restrict(u0, self.resolution, 1), "u": restrict(u, self.resolution, 1)}
+        u = self.solve(u0, viscosity=nu)
+        out = {"u0": restrict(u0, self.resolution, 1), "u": restrict(u, self.resolution, 1)}
+        if nu is not None:
+            out["viscosity"] = np.float64(nu)
+        return out
