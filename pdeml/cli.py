@@ -421,13 +421,14 @@ def _add_tools(sub: Any) -> None:
     d.add_argument("--n-train", type=_count(1), default=None,
                    help="training samples (default 320)")
 
-    ls = _verb(sub, "list", "list problems, operators or train settings with their options", (
-        "pdeml list problems", "pdeml list operators FNO", "pdeml list settings module"),
-        _cmd_list)
-    ls.add_argument("what", choices=("problems", "operators", "settings"),
-                    help="problems (for generate), operators (model.name) or settings (train "
-                         "config keys)")
-    ls.add_argument("name", nargs="?", help="only this problem / operator / config section")
+    ls = _verb(sub, "list", "list problems, operators, samplers or train settings with their "
+               "options", ("pdeml list problems", "pdeml list operators FNO",
+                           "pdeml list samplers", "pdeml list settings module"), _cmd_list)
+    ls.add_argument("what", choices=("problems", "operators", "samplers", "settings"),
+                    help="problems (for generate), operators (model.name), samplers "
+                         "(data.online.sampler) or settings (train config keys)")
+    ls.add_argument("name", nargs="?", help="only this problem / operator / sampler / config "
+                    "section")
     ls.add_argument("--json", action="store_true", help="machine-readable JSON on stdout")
 
     i = _verb(sub, "info", "describe a pdeml HDF5 file: dims, variables, provenance, solver", (

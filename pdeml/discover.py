@@ -46,16 +46,22 @@ def listing(what: str, name: str | None = None) -> dict[str, Any]:
         from pdeml.operators.base import _REGISTRY
 
         registry = dict(_REGISTRY)
+    elif what == "samplers":
+        from pdeml.datasets.samplers import SAMPLERS
+
+        registry = dict(SAMPLERS)
     elif what == "settings":
         return _settings(name)
     else:
-        raise ValueError(f"pdeml list takes problems, operators or settings, not '{what}'")
+        raise ValueError(f"pdeml list takes problems, operators, samplers or settings, not "
+                         f"'{what}'")
     if name is not None:
         if name not in registry:
             known = ", ".join(sorted(registry))
             raise ValueError(f"unknown {what[:-1]} '{name}'; available: {known}")
         registry = {name: registry[name]}
-    return {n: {"summary": _summary(cls), "options": _options(cls)}
+    skip = ("space", "seed") if what == "samplers" else ()  # given by the stream
+    return {n: {"summary": _summary(cls), "options": _options(cls, skip)}
             for n, cls in sorted(registry.items())}
 
 

@@ -62,6 +62,7 @@ from pdeml.datasets.closed_loop import GenerationMeter, attach_monitor, make_clo
 from pdeml.datasets.costs import CostTotals, merge_totals
 from pdeml.datasets.normalization import UnitGaussianNormalizer
 from pdeml.datasets.reader import H5Dataset
+from pdeml.datasets.samplers import make_sampler
 from pdeml.datasets.schema import DatasetError
 from pdeml.datasets.stream import (
     BUFFERS,
@@ -106,6 +107,7 @@ class OnlineDataset(IterableDataset):
         self.segment = 0
         self.index_log: list[list[int]] = []
         self.closed_loop: Any = None  # the trainer process's ClosedLoop (not pickled)
+        self.sampler: Any = None  # the trainer process's active sampler (num_workers=0)
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
@@ -161,7 +163,7 @@ class OnlineDataset(IterableDataset):
             task_timeout=s["task_timeout"], retries=s["retries"],
             max_attempts=s["max_attempts"], max_samples=s["max_samples"], tee=tee,
             task=self.closed_loop.task if self.closed_loop is not None else None,
-            on_task=self.meter.add)
+            on_task=self.meter.add, sampler=self.sampler)
         if self._pending_state is not None:
             self.feeder.load_state_dict(self._pending_state["feeder"])
         if self.supervisor is not None and client is self.client:
@@ -192,6 +194,16 @@ class OnlineDataset(IterableDataset):
             if self.record_indices:
                 self.index_log.append(batch[0])
             yield batch[1], batch[2]
+
+    def indices_of(self, x: torch.Tensor) -> list[int] | None:
+        """The stream indices of a batch this dataset yielded, found by its input tensor."""
+        for idx, bx, _ in reversed(self._recent):
+            if bx is x or (bx.data_ptr() == x.data_ptr() and bx.shape == x.shape):
+                return idx
+        for idx, bx, _ in reversed(self._recent):  # moved to another device: by value
+            if bx.shape == x.shape and torch.equal(bx, x.detach().to(bx.device)):
+                return idx
+        return None
 
     def _draw(self, feeder: StreamFeeder) -> tuple[list[int], torch.Tensor, torch.Tensor] | None:
         items = []
@@ -289,6 +301,12 @@ class OnlineDataModule(L.LightningDataModule):
         Samples (of the separate split ``"normalize"``) that fit the normalizers.
     record_indices
         Keep the stream indices of every batch in ``train_set.index_log`` (for tests).
+    sampler
+        An active sampler (:mod:`pdeml.datasets.samplers`; ``pdeml list samplers``): a name or
+        ``{name: breed, ...}``. It chooses the per-sample parameters of the problem
+        (``parameter_space``, e.g. ``burgers`` with ``viscosity_range``) of every streamed
+        sample and learns from their training losses (:class:`SamplerFeedback`, added to the
+        Trainer here). Needs ``num_workers=0`` and no closed loop. ``None``: the prior.
     surrogate_every, surrogate_smooth
         The closed loop (:mod:`pdeml.datasets.closed_loop`; ``0``: off): every
         ``surrogate_every`` optimizer steps the generators receive the current surrogate and
@@ -311,10 +329,15 @@ class OnlineDataModule(L.LightningDataModule):
         tee: str | Path | None = None, num_workers: int = 0, norm_samples: int = 64,
         record_indices: bool = False, supervise: bool = True, worker_grace: float = 10.0,
         surrogate_every: int = 0, surrogate_smooth: int | None = None,
+        sampler: str | dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.problem = (make_problem(problem, **(options or {})) if isinstance(problem, str)
                         else problem)
+        self.sampler = make_sampler(sampler, self.problem.parameter_space(), int(seed))
+        if self.sampler is not None and (num_workers or surrogate_every):
+            raise ValueError("an active sampler needs num_workers=0 and surrogate_every=0 "
+                             "(its feedback pairs each trained sample with its parameters)")
         checks = {"batch_size": batch_size, "batches_per_epoch": batches_per_epoch,
                   "n_workers": n_workers, "norm_samples": norm_samples}
         chunk = check_chunk(chunk)
@@ -450,7 +473,11 @@ class OnlineDataModule(L.LightningDataModule):
                 self.trainer.world_size, self.record_indices)
             self.train_set.client, self.train_set.supervisor = self.client, self.supervisor
             self.train_set.closed_loop = self.closed_loop
+            self.train_set.sampler = self.sampler
             attach_monitor(self.trainer, self)  # throughput windows; publishes the surrogate
+            if self.sampler is not None and not any(
+                    isinstance(cb, SamplerFeedback) for cb in self.trainer.callbacks):
+                self.trainer.callbacks.append(SamplerFeedback(self))
             if self._pending_state is not None:
                 self.load_state_dict(self._pending_state)
 
@@ -547,7 +574,22 @@ class OnlineDataModule(L.LightningDataModule):
                 "streams_counted": len(streams),
                 "throughput": [t for r in ranks for t in r["throughput"]],
                 **({"surrogate_published": self.closed_loop.published}
-                   if self.closed_loop is not None else {})}
+                   if self.closed_loop is not None else {}),
+                **({"sampler": self._sampler_report(streams)}
+                   if self.sampler is not None else {})}
+
+    def _sampler_report(self, streams: list[dict[str, Any]]) -> dict[str, Any]:
+        """The sampler's counts and its own time as a fraction of the solver time it steered
+        (the Dask workers' wall seconds for the streamed samples)."""
+        report = self.sampler.report()
+        solver = merge_totals([s["generated"] for s in streams]).get("wall_seconds_total", 0.0)
+        report["solver_seconds"] = solver
+        report["overhead"] = report["seconds"] / solver if solver else None
+        for cb in self.trainer.callbacks if self.trainer is not None else []:
+            if isinstance(cb, SamplerFeedback):
+                report["feedback_batches"], report["unmatched_batches"] = (cb.batches,
+                                                                           cb.unmatched)
+        return report
 
     def teardown(self, stage: str | None = None) -> None:
         if stage in (None, "fit"):
@@ -572,6 +614,42 @@ class OnlineDataModule(L.LightningDataModule):
         if self._cluster is not None:
             self._cluster.close()
         self.client = self._cluster = None
+
+
+class SamplerFeedback(L.Callback):
+    """Reports each trained sample's loss, with its parameters, to the stream's sampler.
+
+    After every training batch it takes the module's per-sample losses
+    (``module.last_sample_losses``, which :class:`~pdeml.trainers.module.OperatorModule`
+    records while ``record_sample_losses`` is set, as this callback does), finds the batch's
+    stream indices and the parameters those samples were solved with, and calls
+    :meth:`pdeml.datasets.samplers.Sampler.observe`. Added by :class:`OnlineDataModule`.
+    """
+
+    def __init__(self, dm: OnlineDataModule) -> None:
+        self.dm = dm
+        self.batches = self.unmatched = 0
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if not hasattr(module, "record_sample_losses"):
+            raise DatasetError(f"an active sampler needs per-sample training losses; "
+                               f"{type(module).__name__} does not record them")
+        module.record_sample_losses = True
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        ds, losses = self.dm.train_set, getattr(module, "last_sample_losses", None)
+        if ds is None or ds.feeder is None or losses is None:
+            return
+        indices = ds.indices_of(batch[0])
+        self.batches += 1
+        if indices is None or len(indices) != len(losses):
+            self.unmatched += 1
+            return
+        pairs = [(p, float(v)) for p, v in zip(ds.feeder.params_of(indices), losses,
+                                               strict=True) if p is not None]
+        if pairs:
+            self.dm.sampler.observe([p for p, _ in pairs], [v for _, v in pairs])
 
 
 def _quiet_worker_shutdown() -> None:

@@ -76,6 +76,9 @@ _TICK = 0.005  # seconds between checks of the task at the head of the queue
 # ~8 ms of scheduling and transfer besides its samples), at most MAX_AUTO_CHUNK samples.
 AUTO_TASK_SECONDS = 0.25
 MAX_AUTO_CHUNK = 64
+# Delivered samples whose solved parameters the feeder keeps for the trainer's feedback (a
+# sample is trained on long before this many more arrive, unless a buffer is larger).
+SOLVED_KEPT = 65536
 
 
 class StreamError(DatasetError):
@@ -123,9 +126,13 @@ def select_batch(arrays: dict[str, np.ndarray], specs: Sequence[str],
             out.append(a[:, index][:, None])
         else:
             raise DatasetError(f"'{spec}' is out of range (the stream has {n_time} time steps)")
-    grids = {o.shape[2:] for o in out}
-    if len(grids) != 1:
+    grids = {o.shape[2:] for o in out if o.ndim > 2}  # (sample, 1): a per-sample scalar
+    if len(grids) > 1:
         raise DatasetError(f"selected variables live on different grids {sorted(grids)}")
+    if grids and any(o.ndim == 2 for o in out):  # broadcast scalars as H5Dataset does
+        (grid,) = grids
+        out = [np.broadcast_to(o.reshape(*o.shape, *[1] * len(grid)), (*o.shape, *grid))
+               if o.ndim == 2 else o for o in out]
     return np.concatenate(out, axis=1)
 
 
@@ -310,14 +317,16 @@ def _as_tuple(x: Any) -> Any:
 # Feeder: Dask tasks -> buffer
 # ---------------------------------------------------------------------------------------------
 
-def compute_timed(problem: Problem, seed: int, split: str, indices: list[int]
+def compute_timed(problem: Problem, seed: int, split: str, indices: list[int],
+                  params: list[dict[str, float] | None] | None = None,
                   ) -> tuple[dict[str, np.ndarray], float, dict[str, Any]]:
     """:func:`~pdeml.datasets.writer.compute_samples`, the seconds it took (in the worker) and
-    the cost record of its samples (:func:`pdeml.datasets.costs.shard_record`)."""
+    the cost record of its samples (:func:`pdeml.datasets.costs.shard_record`); ``params``:
+    per-sample parameters chosen by an active sampler."""
     from pdeml.datasets.writer import compute_samples_costed
 
     t0 = time.perf_counter()
-    out, records = compute_samples_costed(problem, seed, split, indices)
+    out, records = compute_samples_costed(problem, seed, split, indices, params)
     return out, time.perf_counter() - t0, shard_record(records)
 
 
@@ -372,6 +381,11 @@ class StreamFeeder:
         Stop after this many samples (``None``: endless).
     tee
         A :class:`StreamTee` that also receives every delivered chunk.
+    sampler
+        An active sampler (:mod:`pdeml.datasets.samplers`) that chooses each new sample's
+        per-sample parameters; the choice is kept with the index until delivery (a resubmitted
+        or resumed task solves the same parameters) and the parameters the sample was solved
+        with are kept for :meth:`params_of`. Not with ``task`` (the closed loop).
     task, on_task
         ``task()`` gives, at each submission, the function a Dask task runs and its arguments
         after ``(problem, seed, split, indices)`` (default: :func:`compute_timed`, none; the
@@ -388,9 +402,11 @@ class StreamFeeder:
                  task_timeout: float = 300.0, retries: int = 2, max_attempts: int = 3,
                  max_samples: int | None = None, tee: StreamTee | None = None,
                  task: Callable[[], tuple[Callable[..., Any], tuple]] | None = None,
-                 on_task: Callable[[list[dict], dict[str, Any], float], None] | None = None
-                 ) -> None:
+                 on_task: Callable[[list[dict], dict[str, Any], float], None] | None = None,
+                 sampler: Any = None) -> None:
         self.auto_chunk = check_chunk(chunk) == "auto"
+        if sampler is not None and task is not None:
+            raise ValueError("an active sampler and the closed loop cannot steer one stream")
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be positive")
         if not 0 <= stream_id < n_streams:
@@ -416,6 +432,10 @@ class StreamFeeder:
         self.costs = StreamCosts()  # solver costs of the delivered (and drawn) samples
         self._lost: dict[str, str] = {}  # task key -> address of the worker that lost it
         self._lost_lock = threading.Lock()
+        self.sampler = sampler
+        self._chosen: dict[int, dict[str, float] | None] = {}  # proposed, not yet delivered
+        self._solved: dict[int, dict[str, float]] = {}  # delivered: the parameters solved
+        self._space = sorted(problem.parameter_space()) if sampler is not None else []
 
     def index(self, k: int) -> int:
         """Global sample index of this stream's ``k``-th sample."""
@@ -475,10 +495,15 @@ class StreamFeeder:
         """Generator position and buffer contents, taken as one consistent snapshot."""
         with self.buffer.lock:
             pending = [t.indices[t.delivered:] for t in self._inflight] + list(self._resume)
-            return {"next_k": self.next_k, "pending": [p for p in pending if p],
-                    "offset": self.offset, "stream_id": self.stream_id,
-                    "n_streams": self.n_streams, "stats": dict(self.stats),
-                    "buffer": self.buffer.state_dict()}
+            out = {"next_k": self.next_k, "pending": [p for p in pending if p],
+                   "offset": self.offset, "stream_id": self.stream_id,
+                   "n_streams": self.n_streams, "stats": dict(self.stats),
+                   "buffer": self.buffer.state_dict()}
+            if self.sampler is not None:
+                out["sampler"] = {"chosen": [[i, p] for i, p in self._chosen.items()],
+                                  "solved": [[i, p] for i, p in self._solved.items()],
+                                  "state": self.sampler.state_dict()}
+            return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the stream of :meth:`state_dict` (before :meth:`start`)."""
@@ -491,6 +516,10 @@ class StreamFeeder:
         self._resume = deque([int(i) for i in p] for p in state["pending"])
         self.stats.update(state.get("stats", {}))
         self.buffer.load_state_dict(state["buffer"])
+        if self.sampler is not None and "sampler" in state:
+            self._chosen = {int(i): p for i, p in state["sampler"]["chosen"]}
+            self._solved = {int(i): p for i, p in state["sampler"]["solved"]}
+            self.sampler.load_state_dict(state["sampler"]["state"])
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -548,6 +577,9 @@ class StreamFeeder:
                         stop = min(stop, self.max_samples)
                     indices = [self.index(k) for k in range(self.next_k, stop)]
                     self.next_k = stop
+                    if self.sampler is not None:
+                        self._chosen.update(zip(indices, self.sampler.propose(indices),
+                                                strict=True))
                 else:
                     return
                 task = _Task(indices)
@@ -566,6 +598,9 @@ class StreamFeeder:
 
     def _submit(self, task: _Task) -> None:
         fn, extra = self.task() if self.task is not None else (compute_timed, ())
+        if self.sampler is not None:
+            with self.buffer.lock:
+                extra = ([self._chosen.get(i) for i in task.indices],)
         task.future = self.client.submit(fn, self.problem, self.seed, self.split, task.indices,
                                          *extra, retries=self.retries, pure=False)
         task.head_since = time.monotonic()
@@ -610,9 +645,15 @@ class StreamFeeder:
             item = (task.indices[j], torch.from_numpy(np.ascontiguousarray(x[j])),
                     torch.from_numpy(np.ascontiguousarray(y[j])))
 
-            def on_put(record: dict[str, Any] = records[j]) -> None:
+            def on_put(record: dict[str, Any] = records[j], j: int = j) -> None:
                 task.mark_delivered()
                 self.costs.delivered(record)
+                if self.sampler is not None:  # under the buffer's lock
+                    index = task.indices[j]
+                    self._chosen.pop(index, None)
+                    self._solved[index] = {k: float(out[k][j]) for k in self._space}
+                    while len(self._solved) > SOLVED_KEPT:
+                        self._solved.pop(next(iter(self._solved)))
 
             if not self.buffer.put(item, self._stop, on_put=on_put):
                 return False
@@ -620,6 +661,12 @@ class StreamFeeder:
         if self.on_task is not None:
             self.on_task(records[first:], cost, time.perf_counter() - t0)
         return True
+
+
+    def params_of(self, indices: list[int]) -> list[dict[str, float] | None]:
+        """The parameters delivered samples were solved with (``None``: no longer kept)."""
+        with self.buffer.lock:
+            return [self._solved.get(int(i)) for i in indices]
 
 
 def stream_stride(rank: int, world_size: int, worker: int, n_workers: int) -> tuple[int, int]:

@@ -110,6 +110,10 @@ class OperatorModule(L.LightningModule):
         )
         self.rel_l2 = LpLoss(2.0, relative=True)
         self._rel_l2_each = LpLoss(2.0, relative=True, reduction="none")
+        # Per-sample relative L2 of the last training batch, kept while an active sampler of
+        # the online stream asks for it (pdeml.datasets.online.SamplerFeedback).
+        self.record_sample_losses = False
+        self.last_sample_losses: list[float] | None = None
         # Validation/test metrics accumulate (sum, weight) and torchmetrics reduces them over
         # the DDP ranks at the end of the epoch: the logged value is the whole set's, not one
         # rank's. Their states are not persistent, so checkpoints keep their keys.
@@ -149,6 +153,9 @@ class OperatorModule(L.LightningModule):
         pred, y, _ = self._predict(batch)
         with full_precision(pred):  # the loss and its Sobolev weights in fp32, any precision
             loss = self.loss_fn(*as_float32(pred, y))
+            if self.record_sample_losses:  # an active sampler's signal (SamplerFeedback)
+                each = self._rel_l2_each(*as_float32(pred.detach(), y))
+                self.last_sample_losses = each.flatten().tolist()
         self.log("train_loss", loss, prog_bar=True, on_step=False, on_epoch=True,
                  batch_size=len(y))
         return loss

@@ -1,0 +1,249 @@
+"""Active samplers for the online stream: which PDE parameters the generators solve next.
+
+A problem with per-sample parameters (:meth:`~pdeml.solvers.problems.base.Problem.
+parameter_space`, e.g. ``burgers`` with ``viscosity_range``) lets a sampler choose them. The
+stream's feeder asks the sampler for each new sample's parameters (:meth:`Sampler.propose`,
+``None``: the problem draws from its prior, as without a sampler); the trainer reports each
+streamed sample's training loss (:meth:`Sampler.observe`, through
+:class:`~pdeml.datasets.online.SamplerFeedback`). Every method runs in the trainer process
+under one lock, and its own time is counted (:attr:`Sampler.seconds`) so the stream can report
+it as a fraction of the solver time it steers.
+
+Samplers work on the unit cube: coordinate ``u`` of a parameter maps to its range with
+:meth:`~pdeml.solvers.problems.base.ParameterRange.from_unit`, where the problem's prior is
+uniform (log-uniform parameters are uniform in ``log``).
+
+``uniform``
+    Today's stream: every sample from the prior (bitwise the samples of ``pdeml generate``).
+``breed``
+    Breed (Dymchenko & Raffin), as Melissa implements it and OGAS (``melissa-sa/ogas``,
+    ``scripts/configs/active_sampling.py``) configures it. Where pdeml follows it: parents are
+    drawn from a sliding window of observed samples with probability proportional to
+    ``loss - min(loss)`` (all equal: uniform); a child is the parent plus Gaussian noise of
+    ``sigma = 0.1`` of the range (OGAS's "10% of parameter range"); a child that leaves the
+    range is redrawn with the noise shrunk by ``0.3`` (Melissa's ``oob_factor``) a few times,
+    else it takes the parent's value (no clipping); the share of bred samples ramps linearly
+    from ``start = 0`` to ``end = 0.7`` over ``breakpoint = 3`` generations, the rest drawn
+    from the prior. Where it departs: the signal is each streamed sample's training loss
+    (relative L2), not Melissa's ``delta_loss`` (its definition was not readable: it lives in
+    Melissa's GitLab, which the index lacks); ``sigma`` is a standard deviation in unit
+    coordinates (Melissa passes it as a covariance); a generation is ``period`` proposals
+    (Melissa: a resampling event every few buffer turnovers); breeding starts after
+    ``min_observed`` observations (OGAS: after two buffer watermarks of finished
+    simulations); whether a sample is bred is drawn per sample from a generator seeded by
+    ``(seed, index)``, which keeps proposals deterministic given the signals seen so far.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any, ClassVar
+
+import numpy as np
+
+from pdeml.solvers.problems.base import ParameterRange
+
+__all__ = ["SAMPLERS", "BreedSampler", "Sampler", "UniformSampler", "make_sampler"]
+
+
+class Sampler:
+    """Base class: chooses per-sample parameters and learns from per-sample losses.
+
+    Parameters
+    ----------
+    space
+        The problem's :meth:`~pdeml.solvers.problems.base.Problem.parameter_space`.
+    seed
+        Seed of the sampler's own draws (a proposal for sample ``i`` uses ``(seed, i)``).
+    """
+
+    name: ClassVar[str] = ""
+
+    def __init__(self, space: dict[str, ParameterRange], seed: int = 0) -> None:
+        if not space:
+            raise ValueError(f"sampler '{self.name}' needs a problem with per-sample "
+                             "parameters (e.g. burgers with viscosity_range)")
+        self.space, self.names, self.seed = dict(space), sorted(space), int(seed)
+        self.seconds = 0.0  # time spent in propose/observe
+        self.n_proposed = self.n_observed = 0
+        self.sources: dict[str, int] = {}  # proposals per source ("prior", "bred", ...)
+        self._lock = threading.Lock()
+
+    def _rng(self, index: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, int(index), 7919])
+
+    def to_params(self, u: np.ndarray) -> dict[str, float]:
+        """Unit coordinates to parameter values."""
+        return {k: self.space[k].from_unit(float(v)) for k, v in zip(self.names, u, strict=True)}
+
+    def to_unit(self, params: dict[str, float]) -> np.ndarray:
+        """Parameter values to unit coordinates."""
+        return np.array([self.space[k].to_unit(float(params[k])) for k in self.names])
+
+    def propose(self, indices: list[int]) -> list[dict[str, float] | None]:
+        """Parameters of samples ``indices`` (``None``: drawn from the prior by the problem)."""
+        t0 = time.perf_counter()
+        with self._lock:
+            out = []
+            for i in indices:
+                params, source = self._propose(int(i))
+                out.append(params)
+                self.sources[source] = self.sources.get(source, 0) + 1
+            self.n_proposed += len(indices)
+            self.seconds += time.perf_counter() - t0
+        return out
+
+    def observe(self, params: list[dict[str, float]], losses: list[float]) -> None:
+        """The training losses of streamed samples, with their parameters."""
+        t0 = time.perf_counter()
+        with self._lock:
+            for p, loss in zip(params, losses, strict=True):
+                if np.isfinite(loss):
+                    self._observe(self.to_unit(p), float(loss))
+                    self.n_observed += 1
+            self.seconds += time.perf_counter() - t0
+
+    def _propose(self, index: int) -> tuple[dict[str, float] | None, str]:
+        return None, "prior"
+
+    def _observe(self, u: np.ndarray, loss: float) -> None:
+        pass
+
+    def report(self) -> dict[str, Any]:
+        """What the sampler did: its name, counts, own seconds."""
+        return {"name": self.name, "proposed": self.n_proposed, "observed": self.n_observed,
+                "sources": dict(self.sources), "seconds": round(self.seconds, 4)}
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps (counts; subclasses add their memory)."""
+        return {"n_proposed": self.n_proposed, "n_observed": self.n_observed,
+                "sources": dict(self.sources), "seconds": self.seconds}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`."""
+        self.n_proposed, self.n_observed = int(state["n_proposed"]), int(state["n_observed"])
+        self.sources, self.seconds = dict(state["sources"]), float(state["seconds"])
+
+
+class UniformSampler(Sampler):
+    """Every sample from the problem's prior: the stream without a sampler."""
+
+    name = "uniform"
+
+
+class BreedSampler(Sampler):
+    """Breed: children around the samples with the highest loss, mixed with the prior.
+
+    Parameters
+    ----------
+    space, seed
+        See :class:`Sampler`.
+    sigma
+        Standard deviation of a child around its parent, in unit coordinates (0.1: a tenth of
+        the range).
+    start, end, breakpoint
+        The bred share starts at ``start`` and reaches ``end`` after ``breakpoint``
+        generations, linearly.
+    period
+        Proposals per generation.
+    window
+        Observations kept (the parents' pool): the most recent ones.
+    min_observed
+        No breeding before this many observations.
+    oob_factor, max_oob
+        A child outside the range is redrawn with ``sigma`` times ``oob_factor``, up to
+        ``max_oob`` times, then takes its parent's value.
+    """
+
+    name = "breed"
+
+    def __init__(self, space: dict[str, ParameterRange], seed: int = 0, sigma: float = 0.1,
+                 start: float = 0.0, end: float = 0.7, breakpoint: int = 3, period: int = 256,
+                 window: int = 512, min_observed: int = 64, oob_factor: float = 0.3,
+                 max_oob: int = 5) -> None:
+        super().__init__(space, seed)
+        if not (0 <= start <= 1 and 0 <= end <= 1):
+            raise ValueError(f"breed start and end are shares in [0, 1], got {start}, {end}")
+        for key, value in (("sigma", sigma), ("oob_factor", oob_factor)):
+            if not value > 0:
+                raise ValueError(f"breed {key} must be positive, got {value}")
+        for key, value in (("breakpoint", breakpoint), ("period", period),
+                           ("window", window), ("min_observed", min_observed),
+                           ("max_oob", max_oob)):
+            if int(value) != value or value < 1:
+                raise ValueError(f"breed {key} must be a positive integer, got {value}")
+        self.sigma, self.start, self.end = float(sigma), float(start), float(end)
+        self.breakpoint, self.period = int(breakpoint), int(period)
+        self.min_observed, self.oob_factor, self.max_oob = (int(min_observed),
+                                                            float(oob_factor), int(max_oob))
+        self.pool: deque[tuple[np.ndarray, float]] = deque(maxlen=int(window))
+
+    def share(self) -> float:
+        """The bred share of the current generation."""
+        if self.n_observed < self.min_observed:
+            return 0.0
+        g = self.n_proposed // self.period
+        frac = 1.0 if self.breakpoint == 1 else min(g / (self.breakpoint - 1), 1.0)
+        return self.start + (self.end - self.start) * frac
+
+    def _propose(self, index: int) -> tuple[dict[str, float] | None, str]:
+        rng = self._rng(index)
+        if not self.pool or rng.random() >= self.share():
+            return None, "prior"
+        us = np.stack([u for u, _ in self.pool])
+        losses = np.array([loss for _, loss in self.pool])
+        fit = losses - losses.min()
+        p = fit / fit.sum() if fit.sum() > 0 else np.full(len(fit), 1 / len(fit))
+        parent = us[rng.choice(len(us), p=p)]
+        sigma = self.sigma
+        for _ in range(self.max_oob + 1):
+            child = parent + sigma * rng.standard_normal(len(parent))
+            if ((child >= 0) & (child <= 1)).all():
+                return self.to_params(child), "bred"
+            sigma *= self.oob_factor
+        return self.to_params(parent), "bred"
+
+    def _observe(self, u: np.ndarray, loss: float) -> None:
+        self.pool.append((u, loss))
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {"pool": [(u.tolist(), loss) for u, loss in self.pool]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.pool.clear()
+        self.pool.extend((np.asarray(u, float), float(loss)) for u, loss in state["pool"])
+
+
+SAMPLERS: dict[str, type[Sampler]] = {"uniform": UniformSampler, "breed": BreedSampler}
+
+
+def make_sampler(spec: str | dict[str, Any] | None, space: dict[str, ParameterRange],
+                 seed: int = 0) -> Sampler | None:
+    """A sampler from ``data.online.sampler``: a name or ``{name: breed, sigma: 0.1, ...}``.
+
+    Parameters
+    ----------
+    spec
+        The setting; ``None`` means no sampler (the prior, as ``uniform``).
+    space
+        The problem's per-sample parameters.
+    seed
+        The stream's seed.
+
+    Returns
+    -------
+    Sampler or None
+    """
+    if spec is None:
+        return None
+    options = {"name": spec} if isinstance(spec, str) else dict(spec)
+    name = options.pop("name", None)
+    if name not in SAMPLERS:
+        raise ValueError(f"unknown sampler '{name}'; use one of {', '.join(SAMPLERS)}")
+    try:
+        return SAMPLERS[name](space, seed=seed, **options)
+    except TypeError as err:
+        raise ValueError(f"sampler '{name}': {err}") from None

@@ -1,0 +1,135 @@
+"""Active samplers (issue 30): proposals, Breed's mechanics, the stream solving what they
+choose, and the trainer's per-sample losses coming back to them."""
+
+import numpy as np
+import pytest
+import torch
+
+from pdeml.datasets.samplers import BreedSampler, UniformSampler, make_sampler
+from pdeml.datasets.stream import SampleBuffer, StreamFeeder
+from pdeml.solvers.problems.base import ParameterRange
+from pdeml.solvers.problems.burgers import Burgers
+
+SPACE = {"viscosity": ParameterRange(1e-2, 1e-1, "log")}
+# a quick Burgers family: nu log-uniform in [1e-2, 1e-1], 32 stored points
+BURGERS = {"resolution": 32, "solver_resolution": 128, "final_time": 0.05, "n_snapshots": 1,
+           "dt": 1e-3, "n_terms": 9, "viscosity_range": [1e-2, 1e-1]}
+
+
+def _feed(sampler, losses_at):
+    """Observe 200 samples spread over the range with the loss ``losses_at(u)``."""
+    us = np.linspace(0, 1, 200)
+    sampler.observe([sampler.to_params([u]) for u in us], [losses_at(u) for u in us])
+
+
+def test_uniform_leaves_every_draw_to_the_problem():
+    s = UniformSampler(SPACE)
+    assert s.propose([0, 1, 2]) == [None, None, None]
+    assert s.report()["sources"] == {"prior": 3}
+
+
+def test_breed_children_gather_where_the_loss_is_high():
+    s = BreedSampler(SPACE, seed=0, period=10, breakpoint=2, end=1.0, min_observed=10)
+    assert s.propose(list(range(5))) == [None] * 5  # nothing observed yet: the prior
+    _feed(s, lambda u: 1.0 + 10.0 * float(abs(u - 0.2) < 0.05))  # a narrow hard region
+    s.propose(list(range(5, 15)))  # past the first generation: share 1.0
+    assert s.share() == 1.0
+    kids = [p for p in s.propose(list(range(100, 400))) if p is not None]
+    u = np.array([s.to_unit(p)[0] for p in kids])
+    assert len(kids) == 300 and ((u >= 0) & (u <= 1)).all()
+    # nearly all parents come from the hard region (fitness = loss - min), children within
+    # a few sigma (0.1) of it
+    assert np.median(np.abs(u - 0.2)) < 0.12 and np.mean(np.abs(u - 0.2) < 0.3) > 0.9
+
+
+def test_breed_is_deterministic_given_its_signals_and_survives_a_checkpoint():
+    a, b = (BreedSampler(SPACE, seed=3, period=8, min_observed=8) for _ in range(2))
+    for s in (a, b):
+        _feed(s, lambda u: float(np.sin(7 * u) ** 2))
+        s.propose(list(range(30)))
+    assert a.propose(list(range(30, 60))) == b.propose(list(range(30, 60)))
+    c = BreedSampler(SPACE, seed=3, period=8, min_observed=8)
+    c.load_state_dict(a.state_dict())
+    assert c.propose(list(range(60, 90))) == a.propose(list(range(60, 90)))
+
+
+def test_breed_share_ramps_from_start_to_end():
+    s = BreedSampler(SPACE, start=0.0, end=0.7, breakpoint=3, period=4, min_observed=1)
+    _feed(s, lambda u: u)
+    shares = []
+    for g in range(5):
+        shares.append(s.share())
+        s.propose([10 * g + k for k in range(4)])
+    assert shares == pytest.approx([0.0, 0.35, 0.7, 0.7, 0.7])
+
+
+def test_bad_settings_are_refused_in_one_line():
+    for spec, match in (("greedy", "unknown sampler 'greedy'"),
+                        ({"name": "breed", "sigma": -1}, "sigma must be positive"),
+                        ({"name": "breed", "end": 1.5}, "shares in"),
+                        ({"name": "breed", "colour": 1}, "sampler 'breed'")):
+        with pytest.raises(ValueError, match=match):
+            make_sampler(spec, SPACE)
+    with pytest.raises(ValueError, match="per-sample parameters"):
+        make_sampler("breed", {})
+    assert make_sampler(None, SPACE) is None
+
+
+@pytest.mark.timeout(300)
+def test_the_stream_solves_the_chosen_parameters_and_keeps_them(client):
+    problem = Burgers(**BURGERS)
+    sampler = BreedSampler(problem.parameter_space(), period=4, min_observed=4, end=1.0,
+                           breakpoint=1)
+    _feed(sampler, lambda u: float(u > 0.8))  # hard: high viscosity end
+    buffer = SampleBuffer("fifo", 64, 1)
+    feeder = StreamFeeder(client, problem, buffer, ["u0", "viscosity"], ["u[-1]"], seed=0,
+                          chunk=3, max_in_flight=2, max_samples=12, sampler=sampler).start()
+    got = [buffer.get(timeout=120) for _ in range(12)]
+    feeder.stop()
+    indices = [i for i, _, _ in got]
+    solved = feeder.params_of(indices)
+    for (_, x, _), p in zip(got, solved, strict=True):
+        assert p is not None and np.isclose(float(x[1, 0]), p["viscosity"], rtol=1e-6)
+    nu = np.array([p["viscosity"] for p in solved])
+    assert (nu > SPACE["viscosity"].from_unit(0.5)).mean() > 0.8  # bred near the hard end
+    # the chosen parameters are what a direct computation of those samples gives
+    from pdeml.datasets.writer import compute_samples
+
+    direct = compute_samples(problem, 0, "train", indices[:2], params=solved[:2])
+    assert torch.allclose(got[1][1][0], torch.from_numpy(direct["u0"][1]).float())
+    assert np.allclose(direct["viscosity"], nu[:2])
+    with pytest.raises(ValueError, match="closed loop"):
+        StreamFeeder(client, problem, buffer, ["u0"], ["u[-1]"], sampler=sampler,
+                     task=lambda: (None, ()))
+
+
+@pytest.mark.timeout(600)
+def test_training_feeds_every_batch_back_to_the_sampler(tmp_path):
+    """pdeml train with data.online.sampler: the trainer's per-sample losses reach Breed with
+    the parameters each sample was solved with, and the report prices the sampler."""
+    import json
+
+    from pdeml.datasets import generate_dataset
+    from pdeml.trainers.fit import train
+
+    generate_dataset(Burgers(**BURGERS), tmp_path / "data", {"test": 8}, seed=5, progress=False)
+    cfg = {
+        "seed": 0,
+        "data": {
+            "online": {"problem": "burgers", "options": BURGERS, "buffer": "fifo",
+                       "capacity": 32, "watermark": 8, "batches_per_epoch": 4, "n_workers": 1,
+                       "norm_samples": 8,
+                       "sampler": {"name": "breed", "period": 8, "min_observed": 8}},
+            "test": str(tmp_path / "data" / "test.h5"), "batch_size": 4,
+            "inputs": ["u0", "viscosity"], "outputs": ["u[-1]"],
+        },
+        "model": {"name": "FNO", "n_modes": [4], "hidden_channels": 8, "n_layers": 1},
+        "trainer": {"max_epochs": 3, "enable_progress_bar": False, "logger": False},
+    }
+    train(cfg, tmp_path / "run")
+    gen = json.loads((tmp_path / "run" / "metrics.json").read_text())["cost"]["generation"]
+    rep = gen["sampler"]
+    assert rep["name"] == "breed" and rep["feedback_batches"] == 12
+    assert rep["unmatched_batches"] == 0 and rep["observed"] == 48  # 3 epochs x 4 x 4
+    assert rep["proposed"] >= 48 and rep["sources"].get("bred", 0) > 0  # it bred once fed
+    assert 0 < rep["overhead"] < 1 and rep["solver_seconds"] > 0
