@@ -5,11 +5,11 @@ TORCH ?= torch==2.13.0
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pdeml-installed
-EXTRAS ?= dev,solvers,onnx
+EXTRAS ?= dev,solvers,onnx,docs
 # OpenBLAS worker threads make small BLAS calls 15-100x slower on a busy 2-core machine.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test test-all lint bench install clean
+.PHONY: demo test test-all lint docs bench install clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check pdeml tests scripts
 	$(VENV)/bin/lint-imports --no-cache
+
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: a warning fails the build.
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,16 +1,22 @@
-"""The README as a test: its fenced ``bash`` and ``python`` blocks run in order, as written.
+"""The README and the documentation as a test: their fenced ``bash`` and ``python`` blocks run.
 
-Blocks run in a fresh folder holding copies of ``configs/`` and ``scripts/`` (as after a
-clone), one after the other, so a block may use what the blocks above it wrote. Sizes are
-reduced by ONE mechanism, the table :data:`SIZE_CAPS` (documented in the README's "The README
-is a test" section): every number given to one of these settings, in a block or in a copied
-config file, is capped. Nothing else in the text is changed.
+The files run in the order of :data:`DOC_ORDER`: ``README.md`` first, then every page of the
+documentation site in the order of ``nav`` in ``mkdocs.yml``, each page's blocks top to
+bottom. All of them run in ONE fresh folder holding copies of ``configs/`` and ``scripts/`` (as
+after a clone), one after the other, so a block may use what the README or an earlier page
+wrote. Sizes are reduced by ONE mechanism, the table :data:`SIZE_CAPS` (documented in
+``docs/design.md``, "The documentation is a test"): every number given to one of these
+settings, in a block or in a copied config file, is capped. Nothing else in the text is
+changed.
 
 A block directly below the line ``<!-- readme-test: skip -->`` is not run (long benchmarks,
-commands that need outside files); the test lists them. ``pdeml ...`` commands run in this
-process through :func:`pdeml.cli.main` (a fresh interpreter per command would spend most of the
-test importing torch); every other shell command runs in ``bash``. A failure names the README
-line of the block and of the command.
+commands that need outside files); the test lists them. A shell command, or a whole ``python``
+block, identical (after capping) to one that already ran earlier in the sequence is not run
+again: the per-verb pages repeat commands of the README's walk-through, and a second run would
+only meet the first one's outputs. ``pdeml ...`` commands run in this process through
+:func:`pdeml.cli.main` (a fresh interpreter per command would spend most of the test importing
+torch); every other shell command runs in ``bash``. A failure names the file and line of the
+block and of the command.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+MKDOCS = ROOT / "mkdocs.yml"
 SKIP_MARK = "<!-- readme-test: skip -->"
 RUN_LANGS = ("bash", "python")
 
@@ -42,20 +50,45 @@ SIZE_CAPS: dict[str, int] = {
 SPLITS = ("train", "val", "test")
 
 
+def nav_pages(nav: list) -> list[str]:
+    """The Markdown files of an mkdocs ``nav`` (nested sections flattened), in order."""
+    pages: list[str] = []
+    for entry in nav:
+        items = entry.values() if isinstance(entry, dict) else [entry]
+        for item in items:
+            if isinstance(item, list):
+                pages += nav_pages(item)
+            elif isinstance(item, str) and item.endswith(".md"):
+                pages.append(item)
+    return pages
+
+
+def doc_order() -> list[str]:
+    """README.md, then the site's pages (``docs/...``) in the order of mkdocs.yml's nav."""
+    config = yaml.safe_load(MKDOCS.read_text()) if MKDOCS.is_file() else {}
+    docs_dir = config.get("docs_dir", "docs")
+    return ["README.md"] + [f"{docs_dir}/{page}" for page in nav_pages(config.get("nav", []))]
+
+
+#: The files whose blocks run, in the order they run (a page may rely on an earlier one).
+DOC_ORDER = doc_order()
+
+
 @dataclass
 class Block:
     lang: str
     line: int  # 1-based line of the opening fence
     text: str
     skip: bool
+    source: str = "README.md"
 
     @property
     def label(self) -> str:
-        return f"README.md line {self.line} ({self.lang} block)"
+        return f"{self.source} line {self.line} ({self.lang} block)"
 
 
-def readme_blocks(text: str) -> list[Block]:
-    """Every fenced block of the README with its language, line and skip marker."""
+def readme_blocks(text: str, source: str = "README.md") -> list[Block]:
+    """Every fenced block of a Markdown file with its language, line and skip marker."""
     lines = text.splitlines()
     blocks, i = [], 0
     while i < len(lines):
@@ -68,7 +101,7 @@ def readme_blocks(text: str) -> list[Block]:
         while j < len(lines) and not lines[j].startswith("```"):
             j += 1
         skip = start > 0 and lines[start - 1].strip() == SKIP_MARK
-        blocks.append(Block(m.group(1), start + 1, "\n".join(lines[start + 1:j]), skip))
+        blocks.append(Block(m.group(1), start + 1, "\n".join(lines[start + 1:j]), skip, source))
         i = j + 1
     return blocks
 
@@ -89,7 +122,7 @@ def shrink(text: str) -> str:
 
 
 def shell_commands(block: Block) -> list[tuple[int, str]]:
-    """The block's commands (continuation lines joined) with their README line numbers."""
+    """The block's commands (continuation lines joined) with their line numbers in its file."""
     commands, pending, first = [], "", 0
     for k, raw in enumerate(block.text.splitlines()):
         if not pending:
@@ -104,8 +137,15 @@ def shell_commands(block: Block) -> list[tuple[int, str]]:
     return commands
 
 
-BLOCKS = [b for b in readme_blocks(README.read_text()) if b.lang in RUN_LANGS]
+def all_blocks(order: list[str] = DOC_ORDER) -> list[Block]:
+    """The runnable blocks of every file of ``order``, in the order they run."""
+    return [b for source in order for b in readme_blocks((ROOT / source).read_text(), source)
+            if b.lang in RUN_LANGS]
+
+
+BLOCKS = all_blocks()
 _state: dict[str, str | None] = {"failed": None}
+_ran: dict[str, str] = {}  # command (or python block) after capping -> where it ran first
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +186,12 @@ def _tail(text: str, n: int = 15) -> str:
     return "\n".join(text.strip().splitlines()[-n:])
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"L{b.line}-{b.lang}" for b in BLOCKS])
+def _block_id(block: Block) -> str:
+    stem = block.source.removeprefix("docs/").removesuffix(".md").replace("/", "-")
+    return f"{stem}-L{block.line}-{block.lang}"
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[_block_id(b) for b in BLOCKS])
 def test_readme_block(block: Block, workspace: Path, capfd) -> None:
     if block.skip:
         pytest.skip(f"{block.label}: marked {SKIP_MARK}")
@@ -154,15 +199,25 @@ def test_readme_block(block: Block, workspace: Path, capfd) -> None:
         pytest.skip(f"an earlier block failed: {_state['failed']}")
     _state["failed"] = block.label
     if block.lang == "python":
-        # Padding keeps traceback line numbers equal to README line numbers.
-        code = compile("\n" * block.line + shrink(block.text), str(README), "exec")
+        text = shrink(block.text)
+        if text in _ran:
+            _state["failed"] = None
+            pytest.skip(f"{block.label}: the same block ran at {_ran[text]}")
+        # Padding keeps traceback line numbers equal to the file's line numbers.
+        code = compile("\n" * block.line + text, str(ROOT / block.source), "exec")
         try:
             exec(code, {"__name__": "__readme__"})
         except Exception:
             pytest.fail(f"{block.label} raised:\n{_tail(traceback.format_exc())}", pytrace=False)
+        _ran[text] = block.label
     else:
-        for line, command in shell_commands(block):
-            small = shrink(command)
+        commands = [(line, shrink(command)) for line, command in shell_commands(block)]
+        new = [(line, small) for line, small in commands if small not in _ran]
+        if commands and not new:
+            _state["failed"] = None
+            pytest.skip(f"{block.label}: every command ran already (first at "
+                        f"{_ran[commands[0][1]]})")
+        for line, small in new:
             argv = shlex.split(small, comments=True)
             if argv and argv[0] == "pdeml":
                 rc, err = _run_pdeml(argv[1:], capfd)
@@ -171,6 +226,7 @@ def test_readme_block(block: Block, workspace: Path, capfd) -> None:
             if rc != 0:
                 pytest.fail(f"{block.label}, command at line {line} exited {rc}:\n"
                             f"  {small}\n{_tail(err)}", pytrace=False)
+            _ran[small] = f"{block.source} line {line}"
     _state["failed"] = None
 
 
@@ -191,3 +247,11 @@ def test_blocks_and_skip_marker_are_found() -> None:
     blocks = readme_blocks(text)
     assert [(b.lang, b.line, b.skip) for b in blocks] == [("bash", 2, False), ("python", 7, True)]
     assert shell_commands(blocks[0]) == [(3, "echo 1    2")]
+
+
+def test_doc_order_starts_with_the_readme_and_follows_the_nav() -> None:
+    nav = [{"Home": "index.md"}, {"Guide": [{"A": "guide/a.md"}, "guide/b.md"]}, "z.md"]
+    assert nav_pages(nav) == ["index.md", "guide/a.md", "guide/b.md", "z.md"]
+    assert DOC_ORDER[0] == "README.md"
+    assert len(set(DOC_ORDER)) == len(DOC_ORDER)
+    assert all((ROOT / source).is_file() for source in DOC_ORDER)
