@@ -310,16 +310,26 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).norm() / b.double().norm())
 
 
+def _table_head(*columns: str) -> None:
+    """A Markdown table's header on stdout."""
+    print("| " + " | ".join(columns) + " |\n|" + "---|" * len(columns), flush=True)
+
+
+def _random_case(name: str, args: argparse.Namespace
+                 ) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The operator at its default size (seed 0), a random input and a random target."""
+    grid = (args.size, args.size)
+    torch.manual_seed(0)
+    net = OPERATORS[name](grid)
+    return net, torch.randn(args.batch, 1, *grid), torch.randn(args.batch, 1, *grid)
+
+
 def cmd_numerics(args: argparse.Namespace) -> dict[str, Any]:
+    _table_head("operator", "fp32 output", "bf16-mixed output", "fp32 gradients",
+                "bf16-mixed gradients")
     rows = []
-    print("| operator | fp32 output | bf16-mixed output | fp32 gradients | bf16-mixed gradients |"
-          "\n|---|---|---|---|---|", flush=True)
     for name in args.ops:
-        grid = (args.size, args.size)
-        torch.manual_seed(0)
-        net = OPERATORS[name](grid)
-        x = torch.randn(args.batch, 1, *grid)
-        target = torch.randn(args.batch, 1, *grid)
+        net, x, target = _random_case(name, args)
         results = {}
         for mode in ("fp64", "fp32", "bf16-mixed"):
             m = copy.deepcopy(net).double() if mode == "fp64" else copy.deepcopy(net)
@@ -343,14 +353,11 @@ def cmd_numerics(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_emulation_check(args: argparse.Namespace) -> dict[str, Any]:
     """Emulated against native bf16 kernels on each operator (forward and gradients)."""
+    _table_head("operator", "native output vs fp32", "emulated output vs fp32",
+                "native gradients vs fp32", "emulated gradients vs fp32")
     rows = []
-    print("| operator | fp32 output | bf16-mixed output | fp32 gradients | bf16-mixed gradients |"
-          "\n|---|---|---|---|---|", flush=True)
     for name in args.ops:
-        grid = (args.size, args.size)
-        torch.manual_seed(0)
-        net = OPERATORS[name](grid)
-        x, target = torch.randn(args.batch, 1, *grid), torch.randn(args.batch, 1, *grid)
+        net, x, target = _random_case(name, args)
         outs = {}
         for how in ("fp32", "native", "emulated"):
             m = copy.deepcopy(net)
