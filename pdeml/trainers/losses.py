@@ -307,6 +307,7 @@ class SobolevLoss(nn.Module):
 
     The loss is ``||pred - target||_{H^s}``, divided by ``||target||_{H^s}`` per sample when
     ``relative``; see :func:`sobolev_norm` for the norm, the two weightings and the methods.
+    The gradient is zero, not NaN, where the prediction equals the target.
 
     Parameters
     ----------
@@ -324,8 +325,6 @@ class SobolevLoss(nn.Module):
     per_channel
         Relative form: each channel's error relative to that channel's norm, averaged over
         channels (neuraloperator's convention) instead of pooling the channels.
-
-    The gradient is zero, not NaN, where the prediction equals the target.
 
     Examples
     --------
