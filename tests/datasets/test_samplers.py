@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from pdeml.datasets.samplers import BreedSampler, UniformSampler, make_sampler
+from pdeml.datasets.samplers import (
+    BreedSampler,
+    HardnessSampler,
+    UniformSampler,
+    make_sampler,
+)
 from pdeml.datasets.stream import SampleBuffer, StreamFeeder
 from pdeml.solvers.problems.base import ParameterRange
 from pdeml.solvers.problems.burgers import Burgers
@@ -63,11 +68,35 @@ def test_breed_share_ramps_from_start_to_end():
     assert shares == pytest.approx([0.0, 0.35, 0.7, 0.7, 0.7])
 
 
+def test_hardness_follows_the_average_loss_and_keeps_its_floor():
+    s = HardnessSampler(SPACE, seed=1, bins=10, floor=0.3, min_observed=10)
+    assert s.propose([0]) == [None]  # nothing observed: the prior
+    _feed(s, lambda u: 1.0 + 9.0 * float(u >= 0.8))  # the top two cells are 10x harder
+    props = s.propose(list(range(1, 2001)))
+    prior = sum(p is None for p in props) / len(props)
+    u = np.array([s.to_unit(p)[0] for p in props if p is not None])
+    assert abs(prior - 0.3) < 0.05  # the floor
+    # cells chosen in proportion to the average: 2 x 10 / (2 x 10 + 8 x 1) = 0.71 in [0.8, 1]
+    assert abs((u >= 0.8).mean() - 20 / 28) < 0.05 and ((u >= 0) & (u <= 1)).all()
+    c = HardnessSampler(SPACE, seed=1, bins=10, floor=0.3, min_observed=10)
+    c.load_state_dict(s.state_dict())
+    assert c.propose(list(range(3000, 3050))) == s.propose(list(range(3000, 3050)))
+
+
+def test_hardness_explores_cells_it_has_not_seen():
+    s = HardnessSampler(SPACE, seed=0, bins=4, floor=0.0, min_observed=1)
+    s.observe([s.to_params([0.1])], [1.0])  # one cell seen, three not: they count as max
+    u = np.array([s.to_unit(p)[0] for p in s.propose(list(range(400)))])
+    assert all(((u >= a) & (u < a + 0.25)).mean() > 0.15 for a in (0, 0.25, 0.5, 0.75))
+
+
 def test_bad_settings_are_refused_in_one_line():
     for spec, match in (("greedy", "unknown sampler 'greedy'"),
                         ({"name": "breed", "sigma": -1}, "sigma must be positive"),
                         ({"name": "breed", "end": 1.5}, "shares in"),
-                        ({"name": "breed", "colour": 1}, "sampler 'breed'")):
+                        ({"name": "breed", "colour": 1}, "sampler 'breed'"),
+                        ({"name": "hardness", "floor": 2}, "floor must be in"),
+                        ({"name": "hardness", "bins": 0}, "bins must be")):
         with pytest.raises(ValueError, match=match):
             make_sampler(spec, SPACE)
     with pytest.raises(ValueError, match="per-sample parameters"):
