@@ -65,6 +65,8 @@ def run_one(args: argparse.Namespace, out: Path, data: dict[str, Path], sampler:
 
     run = out / "runs" / f"{sampler}_seed{seed}"
     spec: dict[str, Any] = {"name": sampler}
+    if sampler != "uniform":
+        spec["signal"] = args.signal
     if sampler == "breed":
         spec |= {"period": args.period, "min_observed": args.period, "window": args.budget}
     if not (run / "metrics.json").exists():
@@ -209,6 +211,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batches", type=int, default=50, help="optimizer steps per epoch")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--period", type=int, default=64, help="breed: proposals per generation")
+    ap.add_argument("--signal", choices=("every", "first"), default="every",
+                    help="the samplers' training-loss signal (see pdeml.datasets.samplers)")
     ap.add_argument("--nu", nargs=2, type=float, default=[1e-2, 1e-1])
     ap.add_argument("--resolution", type=int, default=128)
     ap.add_argument("--final-time", type=float, default=1.0)

@@ -623,12 +623,15 @@ class SamplerFeedback(L.Callback):
     (``module.last_sample_losses``, which :class:`~pdeml.trainers.module.OperatorModule`
     records while ``record_sample_losses`` is set, as this callback does), finds the batch's
     stream indices and the parameters those samples were solved with, and calls
-    :meth:`pdeml.datasets.samplers.Sampler.observe`. Added by :class:`OnlineDataModule`.
+    :meth:`pdeml.datasets.samplers.Sampler.observe`. With the sampler's ``signal="first"``
+    only a sample's first loss is reported: taken before any step on it, a held-out error.
+    Added by :class:`OnlineDataModule`.
     """
 
     def __init__(self, dm: OnlineDataModule) -> None:
         self.dm = dm
         self.batches = self.unmatched = 0
+        self.seen: set[int] = set()  # indices reported once (the sampler's signal "first")
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if not hasattr(module, "record_sample_losses"):
@@ -646,8 +649,14 @@ class SamplerFeedback(L.Callback):
         if indices is None or len(indices) != len(losses):
             self.unmatched += 1
             return
-        pairs = [(p, float(v)) for p, v in zip(ds.feeder.params_of(indices), losses,
-                                               strict=True) if p is not None]
+        first = self.dm.sampler.signal == "first"
+        pairs = []
+        for i, p, v in zip(indices, ds.feeder.params_of(indices), losses, strict=True):
+            if p is None or (first and i in self.seen):
+                continue
+            pairs.append((p, float(v)))
+            if first:
+                self.seen.add(i)
         if pairs:
             self.dm.sampler.observe([p for p, _ in pairs], [v for _, v in pairs])
 

@@ -66,14 +66,25 @@ class Sampler:
         The problem's :meth:`~pdeml.solvers.problems.base.Problem.parameter_space`.
     seed
         Seed of the sampler's own draws (a proposal for sample ``i`` uses ``(seed, i)``).
+    signal
+        Which training losses it learns from: ``"every"`` (every time a sample is trained on;
+        a reservoir re-serves samples, so most are losses on samples the model has fitted
+        already) or ``"first"`` (only the first time, before any step on that sample: a
+        held-out error, the generalization signal).
     """
 
     name: ClassVar[str] = ""
+    SIGNALS: ClassVar[tuple[str, ...]] = ("every", "first")
 
-    def __init__(self, space: dict[str, ParameterRange], seed: int = 0) -> None:
+    def __init__(self, space: dict[str, ParameterRange], seed: int = 0,
+                 signal: str = "every") -> None:
         if not space:
             raise ValueError(f"sampler '{self.name}' needs a problem with per-sample "
                              "parameters (e.g. burgers with viscosity_range)")
+        if signal not in self.SIGNALS:
+            raise ValueError(f"sampler signal must be one of {', '.join(self.SIGNALS)}, got "
+                             f"'{signal}'")
+        self.signal = signal
         self.space, self.names, self.seed = dict(space), sorted(space), int(seed)
         self.seconds = 0.0  # time spent in propose/observe
         self.n_proposed = self.n_observed = 0
@@ -122,7 +133,8 @@ class Sampler:
 
     def report(self) -> dict[str, Any]:
         """What the sampler did: its name, counts, own seconds."""
-        return {"name": self.name, "proposed": self.n_proposed, "observed": self.n_observed,
+        return {"name": self.name, "signal": self.signal, "proposed": self.n_proposed,
+                "observed": self.n_observed,
                 "sources": dict(self.sources), "seconds": round(self.seconds, 4)}
 
     def state_dict(self) -> dict[str, Any]:
@@ -147,7 +159,7 @@ class BreedSampler(Sampler):
 
     Parameters
     ----------
-    space, seed
+    space, seed, signal
         See :class:`Sampler`.
     sigma
         Standard deviation of a child around its parent, in unit coordinates (0.1: a tenth of
@@ -171,8 +183,8 @@ class BreedSampler(Sampler):
     def __init__(self, space: dict[str, ParameterRange], seed: int = 0, sigma: float = 0.1,
                  start: float = 0.0, end: float = 0.7, breakpoint: int = 3, period: int = 256,
                  window: int = 512, min_observed: int = 64, oob_factor: float = 0.3,
-                 max_oob: int = 5) -> None:
-        super().__init__(space, seed)
+                 max_oob: int = 5, signal: str = "every") -> None:
+        super().__init__(space, seed, signal)
         if not (0 <= start <= 1 and 0 <= end <= 1):
             raise ValueError(f"breed start and end are shares in [0, 1], got {start}, {end}")
         for key, value in (("sigma", sigma), ("oob_factor", oob_factor)):
@@ -245,7 +257,7 @@ class HardnessSampler(Sampler):
 
     Parameters
     ----------
-    space, seed
+    space, seed, signal
         See :class:`Sampler`.
     bins
         Cells per parameter (at most 4096 cells in all).
@@ -263,8 +275,8 @@ class HardnessSampler(Sampler):
 
     def __init__(self, space: dict[str, ParameterRange], seed: int = 0, bins: int = 16,
                  floor: float = 0.3, beta: float = 1.0, decay: float = 0.9,
-                 min_observed: int = 64) -> None:
-        super().__init__(space, seed)
+                 min_observed: int = 64, signal: str = "every") -> None:
+        super().__init__(space, seed, signal)
         if int(bins) != bins or bins < 1 or bins ** len(space) > 4096:
             raise ValueError(f"hardness bins must be a positive integer with bins^dims <= "
                              f"4096, got {bins}")

@@ -96,7 +96,8 @@ def test_bad_settings_are_refused_in_one_line():
                         ({"name": "breed", "end": 1.5}, "shares in"),
                         ({"name": "breed", "colour": 1}, "sampler 'breed'"),
                         ({"name": "hardness", "floor": 2}, "floor must be in"),
-                        ({"name": "hardness", "bins": 0}, "bins must be")):
+                        ({"name": "hardness", "bins": 0}, "bins must be"),
+                        ({"name": "breed", "signal": "last"}, "signal must be one of")):
         with pytest.raises(ValueError, match=match):
             make_sampler(spec, SPACE)
     with pytest.raises(ValueError, match="per-sample parameters"):
@@ -162,3 +163,13 @@ def test_training_feeds_every_batch_back_to_the_sampler(tmp_path):
     assert rep["unmatched_batches"] == 0 and rep["observed"] == 48  # 3 epochs x 4 x 4
     assert rep["proposed"] >= 48 and rep["sources"].get("bred", 0) > 0  # it bred once fed
     assert 0 < rep["overhead"] < 1 and rep["solver_seconds"] > 0
+    # signal "first": each streamed sample reported once, with its loss before any step on it
+    cfg["data"]["online"]["sampler"]["signal"] = "first"
+    cfg["data"]["online"]["buffer"] = "reservoir"  # samples served again and again
+    cfg["data"]["online"] |= {"capacity": 16, "watermark": 8, "max_samples": 16}
+    train(cfg, tmp_path / "run_first")
+    rep = json.loads((tmp_path / "run_first" / "metrics.json").read_text()
+                     )["cost"]["generation"]["sampler"]
+    assert rep["signal"] == "first" and rep["feedback_batches"] == 12
+    # 48 losses of at most 16 distinct samples (drawn with repetition): one report each
+    assert 8 <= rep["observed"] <= 16
