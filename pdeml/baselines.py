@@ -402,11 +402,10 @@ def ledger(model: Callable[[torch.Tensor], torch.Tensor], problem: str | None,
     """
     if problem not in KNOBS:
         return no_knob(problem)
-    varying = sorted(k[:-len("_range")] for k in attrs if k.endswith("_range")
-                     and problem == "burgers")
-    if varying:  # the knob solves with the file's one viscosity: it would be the wrong PDE
-        return {"problem": problem, "note": f"no solver baseline for per-sample {varying[0]} "
-                "yet (the solver knob takes the file's fixed parameters)"}
+    if problem == "burgers" and "viscosity_range" in attrs:
+        # the knob solves with the file's one viscosity: it would be the wrong PDE
+        return {"problem": problem, "note": "no solver baseline for per-sample viscosity yet "
+                "(the solver knob takes the file's fixed parameters)"}
     settings = settings_for(problem, attrs, a.shape[-1])
     if select is not None:
         settings = {k: (lambda x, f=f: select(f(x))) for k, f in settings.items()}

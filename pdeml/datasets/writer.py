@@ -111,19 +111,12 @@ def _solve(problem: Problem, split: str, indices: list[int], rngs: list[np.rando
     (:meth:`~pdeml.solvers.problems.base.Problem.sample_with`)."""
     batch = getattr(problem, "sample_batch", None)
     indexed = getattr(problem, "sample_indexed", None)  # listed cases (CFDBench's) by index
-    if params is not None:
-        if len(params) != len(indices):
-            raise ValueError(f"{len(params)} parameter sets for {len(indices)} samples")
-        if any(p is not None for p in params):
-            if indexed is not None or batch is not None:
-                raise ValueError(f"{problem.name}: its samples are solved as a sequence or a "
-                                 "listed case; per-sample parameters cannot be set")
-            samples, seconds = [], []
-            for r, p in zip(rngs, params, strict=True):
-                sample, wall, cpu = costs.timed(problem.sample_with, r, p)
-                samples.append(sample)
-                seconds.append((wall, cpu))
-            return samples, costs.sample_records(problem, samples, indices, seconds, "per_sample")
+    params = [None] * len(indices) if params is None else list(params)
+    if len(params) != len(indices):
+        raise ValueError(f"{len(params)} parameter sets for {len(indices)} samples")
+    if any(p is not None for p in params) and (indexed is not None or batch is not None):
+        raise ValueError(f"{problem.name}: its samples are solved as a sequence or a listed "
+                         "case; per-sample parameters cannot be set")
     if indexed is None and batch is not None:
         # One sorted, recycled sequence: the solver reports no per-system times, so the
         # batch's time is shared evenly (and the records say so).
@@ -131,9 +124,9 @@ def _solve(problem: Problem, split: str, indices: list[int], rngs: list[np.rando
         share = [(wall / len(rngs), cpu / len(rngs))] * len(rngs)
         return samples, costs.sample_records(problem, samples, indices, share, "shard_mean")
     samples, seconds = [], []
-    for i, r in zip(indices, rngs, strict=True):
+    for i, r, p in zip(indices, rngs, params, strict=True):
         sample, wall, cpu = (costs.timed(indexed, split, i, r) if indexed is not None
-                             else costs.timed(problem.sample, r))
+                             else costs.timed(problem.sample_with, r, p))  # p None: drawn
         samples.append(sample)
         seconds.append((wall, cpu))
     return samples, costs.sample_records(problem, samples, indices, seconds, "per_sample")
