@@ -42,10 +42,10 @@ def _table(head: list[str], align: list[str], rows: list[list[str]]) -> str:
 OPERATOR_LABELS = {"MGTFNO": "MG-TFNO", "LSM": "LSM (default)", "GNOT": "GNOT (default)"}
 
 
-def precision_steps(data: Path) -> str:
+def precision_steps(data: Path, name: str = "precision_steps.json") -> str:
     """fp32 against bf16-mixed training steps (`bench_precision.py steps`, quiet machine)."""
     rows = []
-    for r in _load("precision_steps.json", data)["rows"]:
+    for r in _load(name, data)["rows"]:
         change = -100.0 * r["bf16-mixed_memory_saving"]
         rows.append([
             OPERATOR_LABELS.get(r["operator"], r["operator"]), f"{r['grid']}²", str(r["batch"]),
@@ -151,6 +151,8 @@ def closed_loop(data: Path) -> str:
 
 TABLES: dict[str, tuple[Callable[[Path], str], tuple[str, ...]]] = {
     "precision_steps": (precision_steps, ("precision_steps.json",)),
+    "precision_steps_amx": (lambda data: precision_steps(data, "precision_steps_amx.json"),
+                            ("precision_steps_amx.json",)),
     "auto_amgfresh": (auto_amgfresh, ("auto_amgfresh.json",)),
     "surrogate_solver": (surrogate_solver, ("surrogate_solver_helmholtz3d.json",)),
     "closed_loop": (closed_loop, ("closed_loop_1.json", "closed_loop_2.json")),
