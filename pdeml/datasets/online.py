@@ -47,6 +47,8 @@ Scale Online Learning"; code ``melissa.server.deep_learning.reservoir``: ``FIFO(
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -77,6 +79,7 @@ from pdeml.datasets.stream import (
     timed_variables,
 )
 from pdeml.datasets.supervisor import WorkerSupervisor
+from pdeml.datasets.writer import sample_rng
 from pdeml.solvers.problems.base import Problem, make_problem
 
 log = logging.getLogger("pdeml.stream")
@@ -108,6 +111,7 @@ class OnlineDataset(IterableDataset):
         self.index_log: list[list[int]] = []
         self.closed_loop: Any = None  # the trainer process's ClosedLoop (not pickled)
         self.sampler: Any = None  # the trainer process's active sampler (num_workers=0)
+        self.allowed: int | None = stream.get("pace_start")  # pacing (StreamPace), else None
         self._reset_runtime()
 
     def _reset_runtime(self) -> None:
@@ -163,7 +167,7 @@ class OnlineDataset(IterableDataset):
             task_timeout=s["task_timeout"], retries=s["retries"],
             max_attempts=s["max_attempts"], max_samples=s["max_samples"], tee=tee,
             task=self.closed_loop.task if self.closed_loop is not None else None,
-            on_task=self.meter.add, sampler=self.sampler)
+            on_task=self.meter.add, sampler=self.sampler, allowed=self.allowed)
         if self._pending_state is not None:
             self.feeder.load_state_dict(self._pending_state["feeder"])
         if self.supervisor is not None and client is self.client:
@@ -301,6 +305,13 @@ class OnlineDataModule(L.LightningDataModule):
         Samples (of the separate split ``"normalize"``) that fit the normalizers.
     record_indices
         Keep the stream indices of every batch in ``train_set.index_log`` (for tests).
+    pace
+        Release a finite stream's ``max_samples`` over the first ``pace`` share of the optimizer
+        steps (in ``(0, 1]``; ``None``: as fast as the generators go): the watermark's worth at
+        the start, the rest in proportion to the steps taken (:class:`StreamPace`). Without it
+        a stream whose solves are faster than training ends early, and an active sampler
+        steers its last samples with the signals of a model still far from trained.
+        Needs ``max_samples`` and ``num_workers=0``.
     sampler
         An active sampler (:mod:`pdeml.datasets.samplers`; ``pdeml list samplers``): a name or
         ``{name: breed, ...}``. It chooses the per-sample parameters of the problem
@@ -329,7 +340,7 @@ class OnlineDataModule(L.LightningDataModule):
         tee: str | Path | None = None, num_workers: int = 0, norm_samples: int = 64,
         record_indices: bool = False, supervise: bool = True, worker_grace: float = 10.0,
         surrogate_every: int = 0, surrogate_smooth: int | None = None,
-        sampler: str | dict[str, Any] | None = None,
+        sampler: str | dict[str, Any] | None = None, pace: float | None = None,
     ) -> None:
         super().__init__()
         self.problem = (make_problem(problem, **(options or {})) if isinstance(problem, str)
@@ -346,7 +357,14 @@ class OnlineDataModule(L.LightningDataModule):
                 raise ValueError(f"online {name} must be a positive integer, got {value}")
         if buffer not in BUFFERS:
             raise ValueError(f"unknown buffer '{buffer}'; use one of {', '.join(BUFFERS)}")
-        SampleBuffer(buffer, capacity, watermark)  # validates capacity and watermark
+        mark = SampleBuffer(buffer, capacity, watermark).watermark  # validates both
+        if pace is not None:
+            if isinstance(pace, bool) or not isinstance(pace, int | float) or not 0 < pace <= 1:
+                raise ValueError(f"online pace must be a share of the steps in (0, 1], got "
+                                 f"{pace!r}")
+            if max_samples is None or num_workers:
+                raise ValueError("online pace needs max_samples (a finite stream) and "
+                                 "num_workers=0")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.val_path, self.test_path = val, test
@@ -366,6 +384,8 @@ class OnlineDataModule(L.LightningDataModule):
             "task_timeout": float(task_timeout), "retries": int(retries),
             "max_attempts": int(max_attempts), "data_timeout": float(data_timeout),
             "max_samples": max_samples, "tee": str(tee) if tee else None,
+            "pace": None if pace is None else float(pace),
+            "pace_start": None if pace is None else min(int(max_samples), mark),
         }
         self.train_set: OnlineDataset | None = None
         self.val_set = self.test_set = None
@@ -478,6 +498,9 @@ class OnlineDataModule(L.LightningDataModule):
             if self.sampler is not None and not any(
                     isinstance(cb, SamplerFeedback) for cb in self.trainer.callbacks):
                 self.trainer.callbacks.append(SamplerFeedback(self))
+            if self.stream["pace"] is not None and not any(
+                    isinstance(cb, StreamPace) for cb in self.trainer.callbacks):
+                self.trainer.callbacks.append(StreamPace(self))
             if self._pending_state is not None:
                 self.load_state_dict(self._pending_state)
 
@@ -632,15 +655,55 @@ class SamplerFeedback(L.Callback):
         self.dm = dm
         self.batches = self.unmatched = 0
         self.seen: set[int] = set()  # indices reported once (the sampler's signal "first")
+        self.member: EnsembleMember | None = None  # a pool sampler's second model (sbal)
+
+    def _pool_step(self, trainer: L.Trainer, module: L.LightningModule, batch: Any) -> None:
+        """A pool sampler's work between optimizer steps: train the second ensemble member
+        on this batch, then score the pools of the stream indices the feeder asks for next."""
+        sampler, ds, step = self.dm.sampler, self.dm.train_set, trainer.global_step
+        t0 = time.perf_counter()
+        if step % sampler.member_every == 0:
+            lr = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+            self.member.train_step(module, batch, lr)
+        sampler.add_seconds(time.perf_counter() - t0)
+        feeder = None if ds is None else ds.feeder
+        if feeder is None or step < sampler.min_steps:
+            return
+        with feeder.buffer.lock:
+            start, stop = feeder.next_k, feeder.next_k + sampler.lookahead
+        if feeder.max_samples is not None:
+            stop = min(stop, feeder.max_samples)
+        due = sampler.stale([feeder.index(k) for k in range(start, stop)], step)
+        if due:
+            self.score(module, due, step)
+
+    def score(self, module: L.LightningModule, indices: list[int], step: int) -> None:
+        """Score the pools of ``indices`` with the ensemble and let the sampler choose."""
+        sampler, problem = self.dm.sampler, self.dm.problem
+        s = self.dm.stream
+        timed = timed_variables(problem)
+        for index in indices:
+            t0 = time.perf_counter()
+            cands = sampler.candidates(index)
+            drawn = [problem.draw_inputs_with(sample_rng(s["seed"], s["split"], index),
+                                              sampler.to_params(u)) for u in cands]
+            arrays = {k: np.stack([np.asarray(d[k]) for d in drawn]) for k in drawn[0]}
+            x = torch.from_numpy(select_batch(arrays, self.dm.inputs, timed))
+            unc = self.member.uncertainty(module, x.to(module.device))
+            sampler.choose(index, cands, unc, step, time.perf_counter() - t0)
 
     def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if not hasattr(module, "record_sample_losses"):
             raise DatasetError(f"an active sampler needs per-sample training losses; "
                                f"{type(module).__name__} does not record them")
         module.record_sample_losses = True
+        if self.dm.sampler.pool_based and self.member is None:
+            self.member = EnsembleMember(module, self.dm.sampler.seed)
 
     def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
                            batch: Any, batch_idx: int) -> None:
+        if self.member is not None:
+            self._pool_step(trainer, module, batch)
         ds, losses = self.dm.train_set, getattr(module, "last_sample_losses", None)
         if ds is None or ds.feeder is None or losses is None:
             return
@@ -659,6 +722,93 @@ class SamplerFeedback(L.Callback):
                 self.seen.add(i)
         if pairs:
             self.dm.sampler.observe([p for p, _ in pairs], [v for _, v in pairs])
+
+
+class StreamPace(L.Callback):
+    """Releases a finite stream's samples over the optimizer steps (``pace``).
+
+    After ``step`` of ``total`` optimizer steps the stream may propose its first
+    ``n0 + ceil((n - n0) * min(1, step / (pace * total)))`` samples, with ``n`` the stream's
+    ``max_samples`` and ``n0`` the buffer's watermark (needed before the first batch). The
+    limit is a function of the step, so a resumed run continues the same schedule. Added by
+    :class:`OnlineDataModule`.
+    """
+
+    def __init__(self, dm: OnlineDataModule) -> None:
+        self.dm = dm
+
+    def allowed(self, step: int, total: float) -> int:
+        """Samples the stream may propose after ``step`` of ``total`` optimizer steps."""
+        s = self.dm.stream
+        n, n0 = int(s["max_samples"]), int(s["pace_start"])
+        frac = min(1.0, step / max(1.0, s["pace"] * float(total)))
+        return n0 + math.ceil((n - n0) * frac)
+
+    def _apply(self, trainer: L.Trainer) -> None:
+        ds = self.dm.train_set
+        if ds is None:
+            return
+        n = self.allowed(trainer.global_step, trainer.estimated_stepping_batches)
+        ds.allowed = max(n, ds.allowed or 0)
+        if ds.feeder is not None:
+            ds.feeder.allow(ds.allowed)
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._apply(trainer)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, outputs: Any,
+                           batch: Any, batch_idx: int) -> None:
+        self._apply(trainer)
+
+
+class EnsembleMember:
+    """The second member of a pool sampler's 2-model ensemble (``sbal``): the trained
+    operator's architecture, initialized from the sampler's seed, trained on the trainer's
+    batches with the same loss and learning rate, and its disagreement with the trained
+    model on candidate inputs (AL4PDE's ensemble, ``adapt_unc_to_loss``)."""
+
+    def __init__(self, module: L.LightningModule, seed: int) -> None:
+        import copy
+
+        from pdeml.operators import build
+
+        self.surrogate = copy.deepcopy(module.surrogate)  # the fitted normalizers
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed) + 7919)
+            self.surrogate.model = build(module.model.config).to(module.device)
+        hp = module.hparams
+        self.opt = torch.optim.AdamW(self.surrogate.model.parameters(), lr=hp.lr,
+                                     weight_decay=hp.weight_decay)
+        self.loss_fn = module.loss_fn
+        self.steps = 0
+
+    def train_step(self, module: L.LightningModule, batch: Any, lr: float | None) -> float:
+        """One optimizer step on ``batch`` (at the trainer's current ``lr``)."""
+        x, y = batch[0], batch[1]
+        self.surrogate.train()
+        if lr is not None:
+            for group in self.opt.param_groups:
+                group["lr"] = lr
+        with torch.enable_grad():
+            loss = self.loss_fn(self.surrogate(x).float(), y.float())
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+        self.steps += 1
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def uncertainty(self, module: L.LightningModule, x: torch.Tensor,
+                    chunk: int = 256) -> np.ndarray:
+        """Per candidate: the members' mean relative L2 distance to the ensemble mean."""
+        out = []
+        for part in torch.split(x, chunk):
+            a, b = module(part).float(), self.surrogate(part).float()
+            mean = (a + b) / 2
+            scale = mean.flatten(1).norm(dim=1).clamp_min(1e-12)
+            dist = ((a - mean).flatten(1).norm(dim=1) + (b - mean).flatten(1).norm(dim=1)) / 2
+            out.append((dist / scale).cpu().numpy())
+        return np.concatenate(out)
 
 
 def _quiet_worker_shutdown() -> None:

@@ -35,6 +35,9 @@ uniform (log-uniform parameters are uniform in ``log``).
 ``hardness``
     pdeml's own (:class:`HardnessSampler`): a per-cell moving average of the loss over the
     range, sampled in proportion to it, with a share drawn from the prior.
+``sbal``
+    AL4PDE's SBAL (:class:`SBALSampler`): a candidate pool per sample, scored between
+    optimizer steps by the disagreement of the trained model and a second ensemble member.
 
 Determinism: every sampler here proposes as a pure function of ``(seed, index)`` and the
 signals observed before the proposal. In a stream, *when* a signal arrives relative to a
@@ -53,8 +56,8 @@ import numpy as np
 
 from pdeml.solvers.problems.base import ParameterRange
 
-__all__ = ["SAMPLERS", "BreedSampler", "HardnessSampler", "Sampler", "UniformSampler",
-           "make_sampler"]
+__all__ = ["SAMPLERS", "BreedSampler", "HardnessSampler", "SBALSampler", "Sampler",
+           "UniformSampler", "make_sampler"]
 
 
 class Sampler:
@@ -74,6 +77,7 @@ class Sampler:
     """
 
     name: ClassVar[str] = ""
+    pool_based: ClassVar[bool] = False  # scores candidates with the model (SamplerFeedback)
     SIGNALS: ClassVar[tuple[str, ...]] = ("every", "first")
 
     def __init__(self, space: dict[str, ParameterRange], seed: int = 0,
@@ -321,8 +325,122 @@ class HardnessSampler(Sampler):
         self.avg = np.array([np.nan if v is None else v for v in state["avg"]], float)
 
 
+class SBALSampler(Sampler):
+    """SBAL (AL4PDE): a pool of candidates scored by a 2-model ensemble's disagreement,
+    one drawn with probability proportional to ``uncertainty ** beta``.
+
+    The scoring happens in the trainer, between optimizer steps
+    (:class:`~pdeml.datasets.online.SamplerFeedback`): for each stream index the feeder will
+    ask for next, the callback draws the index's inputs for each of ``pool`` candidate
+    parameter sets (:meth:`candidates`, :meth:`~pdeml.solvers.problems.base.Problem.
+    draw_inputs_with`), predicts them with the trained model and with a second ensemble
+    member that the callback trains on the same batches, and hands the uncertainties to
+    :meth:`choose`. A proposal takes the prepared choice, or the prior where none is ready
+    (before ``min_steps`` optimizer steps, or when the feeder outruns the scoring).
+
+    Where pdeml follows AL4PDE (``dmusekamp/al4pde``: ``acquisition/uncertainty_based.py``,
+    ``prob_models/ensemble.py``): two members trained in sync on the same batches; the
+    uncertainty of a candidate is the members' mean loss against the ensemble mean (their
+    ``adapt_unc_to_loss``; pdeml's loss here is the relative L2), averaged over the output;
+    selection by ``power`` sampling with ``beta = 1``. Where it departs: AL4PDE retrains both
+    members from scratch in rounds and scores a pool of 100k random (initial condition,
+    parameter) pairs; in the stream the members keep training, and a pool holds ``pool``
+    parameter sets for the initial condition of the stream index being chosen, so a sample
+    stays a pure function of ``(seed, split, index, parameters)``; one sample is chosen per
+    index (AL4PDE draws a whole batch without replacement from one pool). The second
+    member's training and the scoring count as the sampler's own time (``overhead``); a
+    resumed run restarts the second member (it is not in the checkpoint).
+
+    Parameters
+    ----------
+    space, seed, signal
+        See :class:`Sampler` (the training-loss signal is not used).
+    pool
+        Candidate parameter sets per stream index, drawn from the prior.
+    beta
+        Exponent on the uncertainty (AL4PDE's ``power_beta``).
+    lookahead
+        Stream indices prepared ahead of the feeder.
+    refresh
+        A prepared choice older than this many optimizer steps is scored again.
+    min_steps
+        Optimizer steps before the ensemble chooses (earlier proposals: the prior).
+    member_every
+        Train the second member on every ``member_every``-th batch (1: every batch, as AL4PDE).
+    """
+
+    name = "sbal"
+    pool_based: ClassVar[bool] = True
+
+    def __init__(self, space: dict[str, ParameterRange], seed: int = 0, pool: int = 64,
+                 beta: float = 1.0, lookahead: int = 32, refresh: int = 100,
+                 min_steps: int = 200, member_every: int = 1, signal: str = "every") -> None:
+        super().__init__(space, seed, signal)
+        for key, value in (("pool", pool), ("lookahead", lookahead), ("refresh", refresh),
+                           ("member_every", member_every)):
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"sbal {key} must be a positive integer, got {value}")
+        if isinstance(min_steps, bool) or int(min_steps) != min_steps or min_steps < 0:
+            raise ValueError(f"sbal min_steps must be an integer >= 0, got {min_steps}")
+        if not beta > 0:
+            raise ValueError(f"sbal beta must be positive, got {beta}")
+        self.pool, self.beta, self.lookahead = int(pool), float(beta), int(lookahead)
+        self.refresh, self.min_steps = int(refresh), int(min_steps)
+        self.member_every = int(member_every)
+        self.ready: dict[int, tuple[dict[str, float], int]] = {}  # index -> (params, step)
+        self.scored = 0  # candidates scored
+
+    def candidates(self, index: int) -> np.ndarray:
+        """The pool of stream index ``index``: ``(pool, dims)`` unit coordinates."""
+        rng = np.random.default_rng([self.seed, int(index), 104729])
+        return rng.random((self.pool, len(self.names)))
+
+    def stale(self, indices: list[int], step: int) -> list[int]:
+        """Those of ``indices`` with no choice prepared at ``step`` or later minus ``refresh``."""
+        with self._lock:
+            return [i for i in indices
+                    if i not in self.ready or step - self.ready[i][1] >= self.refresh]
+
+    def choose(self, index: int, candidates: np.ndarray, uncertainty: np.ndarray,
+               step: int, seconds: float = 0.0) -> dict[str, float]:
+        """Draw index ``index``'s parameters from its scored pool (probability proportional to
+        ``uncertainty ** beta``) and keep them for its proposal; ``seconds``: the scoring's
+        time, counted as the sampler's own."""
+        u = np.nan_to_num(np.maximum(np.asarray(uncertainty, float), 0.0)) ** self.beta
+        p = u / u.sum() if u.sum() > 0 else np.full(len(u), 1 / len(u))
+        rng = np.random.default_rng([self.seed, int(index), step, 15485863])
+        params = self.to_params(candidates[rng.choice(len(p), p=p)])
+        with self._lock:
+            self.ready[int(index)] = (params, int(step))
+            self.scored += len(u)
+            self.seconds += seconds
+        return params
+
+    def add_seconds(self, seconds: float) -> None:
+        """Time the trainer spent for this sampler (the second member's training)."""
+        with self._lock:
+            self.seconds += seconds
+
+    def _propose(self, index: int) -> tuple[dict[str, float] | None, str]:
+        if index in self.ready:
+            return self.ready.pop(index)[0], "sbal"
+        return None, "prior"
+
+    def report(self) -> dict[str, Any]:
+        return super().report() | {"scored": self.scored}
+
+    def state_dict(self) -> dict[str, Any]:
+        return super().state_dict() | {"ready": [[i, p, s] for i, (p, s) in self.ready.items()],
+                                       "scored": self.scored}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.ready = {int(i): (dict(p), int(s)) for i, p, s in state["ready"]}
+        self.scored = int(state["scored"])
+
+
 SAMPLERS: dict[str, type[Sampler]] = {"uniform": UniformSampler, "breed": BreedSampler,
-                                      "hardness": HardnessSampler}
+                                      "hardness": HardnessSampler, "sbal": SBALSampler}
 
 
 def make_sampler(spec: str | dict[str, Any] | None, space: dict[str, ParameterRange],

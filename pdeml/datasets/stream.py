@@ -381,6 +381,11 @@ class StreamFeeder:
         Stop after this many samples (``None``: endless).
     tee
         A :class:`StreamTee` that also receives every delivered chunk.
+    allowed
+        Pacing: propose no sample ``k >= allowed`` until :meth:`allow` raises it (``None``:
+        no limit). The trainer's :class:`~pdeml.datasets.online.StreamPace` releases a
+        finite stream's samples over its optimizer steps, so that an active sampler's later
+        choices see a trained model's signals.
     sampler
         An active sampler (:mod:`pdeml.datasets.samplers`) that chooses each new sample's
         per-sample parameters; the choice is kept with the index until delivery (a resubmitted
@@ -403,7 +408,7 @@ class StreamFeeder:
                  max_samples: int | None = None, tee: StreamTee | None = None,
                  task: Callable[[], tuple[Callable[..., Any], tuple]] | None = None,
                  on_task: Callable[[list[dict], dict[str, Any], float], None] | None = None,
-                 sampler: Any = None) -> None:
+                 sampler: Any = None, allowed: int | None = None) -> None:
         self.auto_chunk = check_chunk(chunk) == "auto"
         if sampler is not None and task is not None:
             raise ValueError("an active sampler and the closed loop cannot steer one stream")
@@ -422,6 +427,7 @@ class StreamFeeder:
         self.tee, self._timed = tee, timed_variables(problem)
         self.task, self.on_task = task, on_task
         self.next_k = 0
+        self.allowed = None if allowed is None else int(allowed)
         self._resume: deque[list[int]] = deque()
         self._inflight: deque[_Task] = deque()
         self._stop = threading.Event()
@@ -440,6 +446,17 @@ class StreamFeeder:
     def index(self, k: int) -> int:
         """Global sample index of this stream's ``k``-th sample."""
         return self.offset + self.stream_id + k * self.n_streams
+
+    def allow(self, n: int) -> None:
+        """Let the stream propose its samples ``k < n`` (pacing; never lowers the limit)."""
+        with self.buffer.lock:
+            self.allowed = max(int(n), self.allowed or 0)
+
+    @property
+    def finished(self) -> bool:
+        """Whether a finite stream has proposed every sample and nothing is left to redo."""
+        return (self.max_samples is not None and self.next_k >= self.max_samples
+                and not self._resume)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -542,8 +559,11 @@ class StreamFeeder:
             self._resubmit_lost()
             self._fill()
             if not self._inflight:
-                self.buffer.close()  # a finite stream is complete
-                return
+                if self.finished:
+                    self.buffer.close()  # a finite stream is complete
+                    return
+                self._stop.wait(_TICK)  # paced: waiting for the trainer to allow more
+                continue
             task = self._inflight[0]
             # Poll done() rather than result(timeout=...): a short client-side timeout races
             # with the gather on a loaded machine (distributed's sync then fails oddly).
@@ -571,10 +591,12 @@ class StreamFeeder:
             with self.buffer.lock:
                 if self._resume:
                     indices = self._resume.popleft()
-                elif self.max_samples is None or self.next_k < self.max_samples:
+                elif ((self.max_samples is None or self.next_k < self.max_samples)
+                      and (self.allowed is None or self.next_k < self.allowed)):
                     stop = self.next_k + self.chunk
-                    if self.max_samples is not None:
-                        stop = min(stop, self.max_samples)
+                    for limit in (self.max_samples, self.allowed):
+                        if limit is not None:
+                            stop = min(stop, limit)
                     indices = [self.index(k) for k in range(self.next_k, stop)]
                     self.next_k = stop
                     if self.sampler is not None:

@@ -1,6 +1,8 @@
 """Active samplers (issue 30): proposals, Breed's mechanics, the stream solving what they
 choose, and the trainer's per-sample losses coming back to them."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -8,10 +10,11 @@ import torch
 from pdeml.datasets.samplers import (
     BreedSampler,
     HardnessSampler,
+    SBALSampler,
     UniformSampler,
     make_sampler,
 )
-from pdeml.datasets.stream import SampleBuffer, StreamFeeder
+from pdeml.datasets.stream import SampleBuffer, StreamExhausted, StreamFeeder
 from pdeml.solvers.problems.base import ParameterRange
 from pdeml.solvers.problems.burgers import Burgers
 
@@ -90,6 +93,45 @@ def test_hardness_explores_cells_it_has_not_seen():
     assert all(((u >= a) & (u < a + 0.25)).mean() > 0.15 for a in (0, 0.25, 0.5, 0.75))
 
 
+def test_sbal_draws_in_proportion_to_the_uncertainty_and_keeps_its_choice():
+    s = SBALSampler(SPACE, seed=2, pool=8)
+    cands = s.candidates(5)
+    assert cands.shape == (8, 1) and np.array_equal(cands, s.candidates(5))  # (seed, index)
+    assert not np.array_equal(cands, s.candidates(6))
+    assert s.propose([5]) == [None]  # nothing scored: the prior
+    unc = np.zeros(8)
+    unc[3] = 1.0  # one candidate disagrees, the others not at all
+    chosen = s.choose(5, cands, unc, step=10, seconds=0.5)
+    assert chosen == s.to_params(cands[3]) and 0.5 <= s.seconds < 0.6  # + its own time
+    assert s.stale([5, 6], step=50) == [6] and s.stale([5], step=110) == [5]  # refresh 100
+    c = SBALSampler(SPACE, seed=2, pool=8)
+    c.load_state_dict(s.state_dict())
+    assert c.propose([5]) == s.propose([5]) == [chosen]
+    assert s.report()["sources"] == {"prior": 1, "sbal": 1} and s.propose([5]) == [None]
+    # beta = 1: frequencies follow the uncertainties (1:3 over two candidates)
+    picks = [s.choose(i, np.array([[0.1], [0.9]]), np.array([1.0, 3.0]), step=0)
+             for i in range(2000)]
+    share = np.mean([p["viscosity"] > SPACE["viscosity"].from_unit(0.5) for p in picks])
+    assert abs(share - 0.75) < 0.04
+    assert s.choose(1, cands, np.zeros(8), step=0) in [s.to_params(u) for u in cands]
+
+
+def test_burgers_draws_its_inputs_without_solving_as_the_sample_does():
+    from pdeml.datasets.writer import sample_rng
+
+    problem = Burgers(**BURGERS)
+    for params in (None, {"viscosity": 0.05}):
+        drawn = problem.draw_inputs_with(sample_rng(0, "train", 3), params)
+        full = problem.sample_with(sample_rng(0, "train", 3), params)
+        assert np.array_equal(drawn["u0"], full["u0"])
+        assert drawn["viscosity"] == full["viscosity"]
+    assert problem.draw_inputs_with(sample_rng(0, "train", 3), {"viscosity": 0.05}
+                                    )["viscosity"] == 0.05
+    with pytest.raises(ValueError, match="no per-sample parameters"):
+        Burgers(resolution=32, n_terms=9).draw_inputs_with(sample_rng(0, "train", 3),
+                                                           {"viscosity": 0.05})
+
+
 def test_bad_settings_are_refused_in_one_line():
     for spec, match in (("greedy", "unknown sampler 'greedy'"),
                         ({"name": "breed", "sigma": -1}, "sigma must be positive"),
@@ -97,7 +139,10 @@ def test_bad_settings_are_refused_in_one_line():
                         ({"name": "breed", "colour": 1}, "sampler 'breed'"),
                         ({"name": "hardness", "floor": 2}, "floor must be in"),
                         ({"name": "hardness", "bins": 0}, "bins must be"),
-                        ({"name": "breed", "signal": "last"}, "signal must be one of")):
+                        ({"name": "breed", "signal": "last"}, "signal must be one of"),
+                        ({"name": "sbal", "pool": 0}, "pool must be a positive integer"),
+                        ({"name": "sbal", "beta": 0}, "beta must be positive"),
+                        ({"name": "sbal", "min_steps": -1}, "min_steps must be")):
         with pytest.raises(ValueError, match=match):
             make_sampler(spec, SPACE)
     with pytest.raises(ValueError, match="per-sample parameters"):
@@ -173,3 +218,77 @@ def test_training_feeds_every_batch_back_to_the_sampler(tmp_path):
     assert rep["signal"] == "first" and rep["feedback_batches"] == 12
     # 48 losses of at most 16 distinct samples (drawn with repetition): one report each
     assert 8 <= rep["observed"] <= 16
+
+
+@pytest.mark.timeout(300)
+def test_a_paced_stream_waits_for_the_trainer_then_finishes(client):
+    problem = Burgers(**BURGERS)
+    buffer = SampleBuffer("fifo", 64, 1)
+    feeder = StreamFeeder(client, problem, buffer, ["u0", "viscosity"], ["u[-1]"], seed=0,
+                          chunk=3, max_in_flight=2, max_samples=10, allowed=4).start()
+    got = [buffer.get(timeout=120) for _ in range(4)]
+    time.sleep(0.5)  # room to run ahead, which it must not take
+    assert feeder.next_k == 4 and len(buffer) == 0 and not buffer.closed and feeder.alive
+    feeder.allow(2)  # never lowers the limit
+    assert feeder.allowed == 4
+    feeder.allow(10)
+    got += [buffer.get(timeout=120) for _ in range(6)]
+    with pytest.raises(StreamExhausted):  # then a finite stream ends as without pacing
+        buffer.get(timeout=120)
+    feeder.stop()
+    assert [i for i, _, _ in got] == list(range(10))
+
+
+def test_pace_releases_the_budget_over_its_share_of_the_steps():
+    from types import SimpleNamespace
+
+    from pdeml.datasets.online import OnlineDataModule, StreamPace
+
+    dm = SimpleNamespace(stream={"max_samples": 100, "pace_start": 20, "pace": 0.5})
+    pace = StreamPace(dm)
+    assert [pace.allowed(s, 1000) for s in (0, 1, 250, 499, 500, 900)] == [20, 21, 60, 100,
+                                                                           100, 100]
+    for bad, match in ((0, "pace must be a share"), (1.5, "pace must be a share"),
+                       (True, "pace must be a share")):
+        with pytest.raises(ValueError, match=match):
+            OnlineDataModule("burgers", BURGERS, max_samples=10, pace=bad)
+    with pytest.raises(ValueError, match="needs max_samples"):
+        OnlineDataModule("burgers", BURGERS, pace=0.5)
+
+
+@pytest.mark.timeout(600)
+def test_sbal_scores_between_steps_and_steers_a_paced_stream(tmp_path):
+    """pdeml train with sbal and pace: the second member trains, the pools are scored between
+    optimizer steps, and the samples released after min_steps are sbal's choices."""
+    import json
+
+    import h5py
+
+    from pdeml.datasets import generate_dataset
+    from pdeml.trainers.fit import train
+
+    generate_dataset(Burgers(**BURGERS), tmp_path / "data", {"test": 8}, seed=5, progress=False)
+    cfg = {
+        "seed": 0,
+        "data": {
+            "online": {"problem": "burgers", "options": BURGERS, "buffer": "reservoir",
+                       "capacity": 24, "watermark": 8, "max_samples": 24, "pace": 0.5,
+                       "batches_per_epoch": 10, "n_workers": 1, "norm_samples": 8,
+                       "tee": str(tmp_path / "stream.h5"),
+                       "sampler": {"name": "sbal", "min_steps": 5, "pool": 16,
+                                   "lookahead": 4}},
+            "test": str(tmp_path / "data" / "test.h5"), "batch_size": 4,
+            "inputs": ["u0", "viscosity"], "outputs": ["u[-1]"],
+        },
+        "model": {"name": "FNO", "n_modes": [4], "hidden_channels": 8, "n_layers": 1},
+        "trainer": {"max_epochs": 4, "enable_progress_bar": False, "logger": False},
+    }
+    train(cfg, tmp_path / "run")
+    rep = json.loads((tmp_path / "run" / "metrics.json").read_text()
+                     )["cost"]["generation"]["sampler"]
+    assert rep["name"] == "sbal" and rep["proposed"] == 24 and rep["scored"] >= 16 * 8
+    # released at steps 5..20 of 40 (pace 0.5), after the ensemble started choosing
+    assert rep["sources"].get("sbal", 0) >= 8 and rep["overhead"] > 0
+    with h5py.File(tmp_path / "stream.h5") as f:
+        nu = np.asarray(f["viscosity"][:])
+    assert len(nu) == 24 and ((nu >= 1e-2) & (nu <= 1e-1)).all()

@@ -35,10 +35,10 @@ def test_smoke_run_writes_json_table_figure_and_reuses_runs(tmp_path, capsys):
     result = json.loads((out / "active.json").read_text())
     assert set(result["summary"]) == {"uniform", "breed"} and (out / "active.png").exists()
     for run in result["runs"]:
-        assert len(run["errors"]) == len(run["nu"]) == 8
+        assert len(run["errors"]) == len(run["param"]) == 8
         assert run["stats"]["mean"] == pytest.approx(np.mean(run["errors"]))
         assert run["n_generated"] == 16  # the whole budget was solved, no more
-        assert all(0.02 <= v <= 0.1 for v in run["generated_nu"])
+        assert all(0.02 <= v <= 0.1 for v in run["generated"])
     assert result["summary"]["uniform"]["vs_uniform"]["p99"] == pytest.approx(1.0)
     assert "| breed |" in capsys.readouterr().out
     stamp = (out / "runs" / "breed_seed0" / "metrics.json").stat().st_mtime

@@ -125,6 +125,16 @@ class Problem:
         """
         return {}
 
+    def draw_inputs_with(self, rng: np.random.Generator,
+                         params: dict[str, float] | None) -> dict[str, np.ndarray]:
+        """The input variables (and per-sample parameters) :meth:`sample_with` would solve
+        from, without solving: how a pool-based sampler scores candidates (``sbal``).
+
+        The same generator state gives bitwise the inputs of :meth:`sample_with`. A problem
+        that cannot draw its inputs apart from its solve raises ``NotImplementedError``.
+        """
+        raise NotImplementedError(f"{self.name} cannot draw its inputs without solving")
+
     def sample_with(self, rng: np.random.Generator,
                     params: dict[str, float] | None) -> dict[str, np.ndarray]:
         """:meth:`sample`, with the per-sample parameters given instead of drawn.
@@ -145,6 +155,27 @@ class Problem:
         """
         if params is None:
             return self.sample(rng)
+        return self.sample(rng, params=self.checked_params(params))  # type: ignore[call-arg]
+
+    def draw_parameters(self, rng: np.random.Generator,
+                        params: dict[str, Any] | None) -> dict[str, float]:
+        """Each parameter of :meth:`parameter_space`, drawn from ``rng`` in its order, or
+        ``params`` (checked by :meth:`checked_params`) where given.
+
+        Drawn even when given, so that the rest of the sample, drawn after, stays the same.
+        """
+        drawn = {k: r.draw(rng) for k, r in self.parameter_space().items()}
+        return drawn if params is None else self.checked_params(params)
+
+    def checked_params(self, params: dict[str, Any]) -> dict[str, float]:
+        """``params`` as floats, each inside its range of :meth:`parameter_space`.
+
+        Raises
+        ------
+        ValueError
+            A problem without per-sample parameters, a missing or unknown name, or a value
+            outside its range.
+        """
         space = self.parameter_space()
         if not space:
             raise ValueError(f"{self.name}: no per-sample parameters to set (got "
@@ -152,8 +183,43 @@ class Problem:
         if set(params) != set(space):
             raise ValueError(f"{self.name}: per-sample parameters are {', '.join(sorted(space))};"
                              f" got {', '.join(sorted(params))}")
-        values = {k: space[k].check(k, v) for k, v in params.items()}
-        return self.sample(rng, params=values)  # type: ignore[call-arg]
+        return {k: space[k].check(k, v) for k, v in params.items()}
+
+
+def range_option(problem: str, name: str, value: Any, scale: str,
+                 minimum: float | None = None) -> ParameterRange:
+    """A ``[low, high]`` option (a YAML or ``--set`` list) as a :class:`ParameterRange`.
+
+    Parameters
+    ----------
+    problem, name
+        The problem and the option, for the message.
+    value
+        Two finite numbers, ``low < high`` (a list, tuple or 1-D array).
+    scale
+        ``"linear"`` or ``"log"`` (:class:`ParameterRange`).
+    minimum
+        The smallest ``low`` allowed (``None``: any; a log scale needs ``low > 0`` in any case).
+
+    Raises
+    ------
+    ValueError
+        One line naming the option: not two numbers, ``low >= high`` or ``low`` too small.
+    """
+    ok = isinstance(value, list | tuple | np.ndarray) and np.ndim(value) == 1 and len(value) == 2
+    try:
+        low, high = (float(v) for v in value) if ok else (np.nan, np.nan)
+    except (TypeError, ValueError):
+        low = high = np.nan
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError(f"{problem}: {name} takes [low, high], got {value!r}")
+    if not low < high:
+        raise ValueError(f"{problem}: {name} needs low < high, got [{low:g}, {high:g}]")
+    if minimum is not None and low < minimum:
+        raise ValueError(f"{problem}: {name} needs low >= {minimum:g}, got [{low:g}, {high:g}]")
+    if scale == "log" and low <= 0:
+        raise ValueError(f"{problem}: {name} needs low > 0, got [{low:g}, {high:g}]")
+    return ParameterRange(low, high, scale)
 
 
 def box_boundaries(

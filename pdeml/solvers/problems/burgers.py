@@ -254,17 +254,34 @@ class Burgers(Problem):
                 f"{tail:.1e} of its peak; raise solver_resolution ({len(u)})"
             )
 
-    def sample(self, rng: np.random.Generator,
-               params: dict[str, float] | None = None) -> dict[str, np.ndarray]:
-        """One sample; with ``viscosity_range``, ``nu`` is drawn first (or taken from
-        ``params``, see :meth:`~pdeml.solvers.problems.base.Problem.sample_with`) and the
-        initial condition after it, from the same generator."""
+    def _draw(self, rng: np.random.Generator,
+              params: dict[str, float] | None) -> tuple[float | None, np.ndarray]:
+        """``nu`` (``None`` without ``viscosity_range``) and the initial condition on the
+        solver grid, in the order :meth:`sample` draws them."""
         nu = None
         if self.viscosity_range is not None:
             nu = self.viscosity_range.draw(rng)  # drawn even when given: the IC stays put
             if params is not None:
                 nu = self.viscosity_range.check("viscosity", params["viscosity"])
-        u0 = self.draw_initial(rng)
+        elif params is not None:
+            raise ValueError(f"{self.name}: no per-sample parameters to set (got "
+                             f"{', '.join(sorted(params))})")
+        return nu, self.draw_initial(rng)
+
+    def draw_inputs_with(self, rng: np.random.Generator,
+                         params: dict[str, float] | None) -> dict[str, np.ndarray]:
+        nu, u0 = self._draw(rng, params)
+        out = {"u0": restrict(u0, self.resolution, 1)}
+        if nu is not None:
+            out["viscosity"] = np.float64(nu)
+        return out
+
+    def sample(self, rng: np.random.Generator,
+               params: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """One sample; with ``viscosity_range``, ``nu`` is drawn first (or taken from
+        ``params``, see :meth:`~pdeml.solvers.problems.base.Problem.sample_with`) and the
+        initial condition after it, from the same generator."""
+        nu, u0 = self._draw(rng, params)
         u = self.solve(u0, viscosity=nu)
         out = {"u0": restrict(u0, self.resolution, 1), "u": restrict(u, self.resolution, 1)}
         if nu is not None:
