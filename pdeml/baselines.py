@@ -406,6 +406,8 @@ def ledger(model: Callable[[torch.Tensor], torch.Tensor], problem: str | None,
         # the knob solves with the file's one viscosity: it would be the wrong PDE
         return {"problem": problem, "note": "no solver baseline for per-sample viscosity yet "
                 "(the solver knob takes the file's fixed parameters)"}
+    # darcy's contrast_range needs no such refusal: the knob solves from the stored field a,
+    # which carries each sample's contrast (as k carries k0 for helmholtz's k0_range)
     settings = settings_for(problem, attrs, a.shape[-1])
     if select is not None:
         settings = {k: (lambda x, f=f: select(f(x))) for k, f in settings.items()}

@@ -685,8 +685,8 @@ class SamplerFeedback(L.Callback):
         for index in indices:
             t0 = time.perf_counter()
             cands = sampler.candidates(index)
-            drawn = [problem.draw_inputs_with(sample_rng(s["seed"], s["split"], index),
-                                              sampler.to_params(u)) for u in cands]
+            drawn = [problem.stored_inputs(sample_rng(s["seed"], s["split"], index),
+                                           sampler.to_params(u)) for u in cands]
             arrays = {k: np.stack([np.asarray(d[k]) for d in drawn]) for k in drawn[0]}
             x = torch.from_numpy(select_batch(arrays, self.dm.inputs, timed))
             unc = self.member.uncertainty(module, x.to(module.device))

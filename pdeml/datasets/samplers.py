@@ -243,8 +243,10 @@ class BreedSampler(Sampler):
 
 
 class HardnessSampler(Sampler):
-    """pdeml's own: a smoothed map of the training loss over the parameter range, sampled in
-    proportion to the loss with a floor drawn from the prior.
+    """pdeml's own: a per-cell map of the training loss, sampled in proportion, above a floor.
+
+    A smoothed map of the training loss over the parameter range, sampled in proportion to
+    the loss, with a share (the floor) drawn from the prior.
 
     The unit cube is cut into ``bins`` cells per parameter. Each cell keeps an exponential
     moving average of the training losses observed in it (a cell never observed counts as
@@ -326,14 +328,16 @@ class HardnessSampler(Sampler):
 
 
 class SBALSampler(Sampler):
-    """SBAL (AL4PDE): a pool of candidates scored by a 2-model ensemble's disagreement,
-    one drawn with probability proportional to ``uncertainty ** beta``.
+    """SBAL (AL4PDE): candidates drawn in proportion to a 2-model ensemble's disagreement.
+
+    Each sample's parameters come from a pool of candidates, one drawn with probability
+    proportional to ``uncertainty ** beta``.
 
     The scoring happens in the trainer, between optimizer steps
     (:class:`~pdeml.datasets.online.SamplerFeedback`): for each stream index the feeder will
     ask for next, the callback draws the index's inputs for each of ``pool`` candidate
     parameter sets (:meth:`candidates`, :meth:`~pdeml.solvers.problems.base.Problem.
-    draw_inputs_with`), predicts them with the trained model and with a second ensemble
+    stored_inputs`), predicts them with the trained model and with a second ensemble
     member that the callback trains on the same batches, and hands the uncertainties to
     :meth:`choose`. A proposal takes the prepared choice, or the prior where none is ready
     (before ``min_steps`` optimizer steps, or when the feeder outruns the scoring).

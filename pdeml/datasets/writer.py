@@ -108,19 +108,21 @@ def _solve(problem: Problem, split: str, indices: list[int], rngs: list[np.rando
     """Solve the samples and time them: one at a time, or a whole batch as one sequence.
 
     ``params`` (one entry per index, ``None`` to draw) fixes per-sample PDE parameters
-    (:meth:`~pdeml.solvers.problems.base.Problem.sample_with`)."""
+    (:meth:`~pdeml.solvers.problems.base.Problem.sample_with`); a batch problem takes them
+    with its shard (``sample_batch(rngs, params)``) where it has a parameter space."""
     batch = getattr(problem, "sample_batch", None)
     indexed = getattr(problem, "sample_indexed", None)  # listed cases (CFDBench's) by index
     params = [None] * len(indices) if params is None else list(params)
     if len(params) != len(indices):
         raise ValueError(f"{len(params)} parameter sets for {len(indices)} samples")
-    if any(p is not None for p in params) and (indexed is not None or batch is not None):
+    given = any(p is not None for p in params)
+    if given and (indexed is not None or (batch is not None and not problem.parameter_space())):
         raise ValueError(f"{problem.name}: its samples are solved as a sequence or a listed "
                          "case; per-sample parameters cannot be set")
     if indexed is None and batch is not None:
         # One sorted, recycled sequence: the solver reports no per-system times, so the
         # batch's time is shared evenly (and the records say so).
-        samples, wall, cpu = costs.timed(batch, rngs)
+        samples, wall, cpu = costs.timed(batch, rngs, *([params] if given else []))
         share = [(wall / len(rngs), cpu / len(rngs))] * len(rngs)
         return samples, costs.sample_records(problem, samples, indices, share, "shard_mean")
     samples, seconds = [], []

@@ -121,15 +121,34 @@ def test_burgers_draws_its_inputs_without_solving_as_the_sample_does():
 
     problem = Burgers(**BURGERS)
     for params in (None, {"viscosity": 0.05}):
-        drawn = problem.draw_inputs_with(sample_rng(0, "train", 3), params)
+        drawn = problem.stored_inputs(sample_rng(0, "train", 3), params)
         full = problem.sample_with(sample_rng(0, "train", 3), params)
         assert np.array_equal(drawn["u0"], full["u0"])
         assert drawn["viscosity"] == full["viscosity"]
-    assert problem.draw_inputs_with(sample_rng(0, "train", 3), {"viscosity": 0.05}
+    assert problem.stored_inputs(sample_rng(0, "train", 3), {"viscosity": 0.05}
                                     )["viscosity"] == 0.05
     with pytest.raises(ValueError, match="no per-sample parameters"):
-        Burgers(resolution=32, n_terms=9).draw_inputs_with(sample_rng(0, "train", 3),
+        Burgers(resolution=32, n_terms=9).stored_inputs(sample_rng(0, "train", 3),
                                                            {"viscosity": 0.05})
+
+
+def test_linear_problems_draw_their_stored_inputs_without_solving():
+    from pdeml.datasets.writer import sample_rng
+    from pdeml.solvers.problems.darcy import DarcyFlow
+    from pdeml.solvers.problems.helmholtz import Helmholtz
+
+    for problem, params in (
+            (DarcyFlow(resolution=9, solver_resolution=17, contrast_range=[2, 100]),
+             {"contrast": 30.0}),
+            (Helmholtz(resolution=16, k0_range=[2, 12]), {"k0": 7.0})):
+        (name,) = problem.parameter_space()
+        for p in (None, params):
+            drawn = problem.stored_inputs(sample_rng(1, "train", 4), p)
+            full = problem.sample_with(sample_rng(1, "train", 4), p)
+            for v in problem.input_vars:  # the stored grid (Darcy: every 2nd solver node)
+                assert drawn[v].shape == full[v].shape and np.array_equal(drawn[v], full[v])
+            assert drawn[name] == full[name]
+        assert drawn[name] == params[name]
 
 
 def test_bad_settings_are_refused_in_one_line():

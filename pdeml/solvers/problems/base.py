@@ -125,13 +125,15 @@ class Problem:
         """
         return {}
 
-    def draw_inputs_with(self, rng: np.random.Generator,
-                         params: dict[str, float] | None) -> dict[str, np.ndarray]:
-        """The input variables (and per-sample parameters) :meth:`sample_with` would solve
-        from, without solving: how a pool-based sampler scores candidates (``sbal``).
+    def stored_inputs(self, rng: np.random.Generator,
+                      params: dict[str, float] | None) -> dict[str, np.ndarray]:
+        """The input variables (and per-sample parameters) of the sample that
+        :meth:`sample_with` ``(rng, params)`` gives, as stored, without solving: how a
+        pool-based sampler scores candidates (``sbal``).
 
-        The same generator state gives bitwise the inputs of :meth:`sample_with`. A problem
-        that cannot draw its inputs apart from its solve raises ``NotImplementedError``.
+        The same generator state gives bitwise the stored inputs of :meth:`sample_with`. A
+        problem that cannot draw its inputs apart from its solve raises
+        ``NotImplementedError``.
         """
         raise NotImplementedError(f"{self.name} cannot draw its inputs without solving")
 

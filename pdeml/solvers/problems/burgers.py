@@ -268,8 +268,8 @@ class Burgers(Problem):
                              f"{', '.join(sorted(params))})")
         return nu, self.draw_initial(rng)
 
-    def draw_inputs_with(self, rng: np.random.Generator,
-                         params: dict[str, float] | None) -> dict[str, np.ndarray]:
+    def stored_inputs(self, rng: np.random.Generator,
+                      params: dict[str, float] | None) -> dict[str, np.ndarray]:
         nu, u0 = self._draw(rng, params)
         out = {"u0": restrict(u0, self.resolution, 1)}
         if nu is not None:

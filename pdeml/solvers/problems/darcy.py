@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -9,7 +10,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from pdeml.solvers.fields import lognormal, piecewise_constant, random_source
-from pdeml.solvers.problems.base import Variable
+from pdeml.solvers.problems.base import ParameterRange, Variable, range_option
 from pdeml.solvers.problems.linear import LinearProblem
 
 COEFFICIENTS = ("piecewise_constant", "lognormal")
@@ -49,6 +50,14 @@ class DarcyFlow(LinearProblem):
         GRF covariance parameters of the coefficient (and of a random source).
     high, low
         The two values of the piecewise-constant coefficient.
+    contrast_range
+        ``[low, high]`` with ``1 <= low < high`` (e.g. ``[2, 1000]``): a new contrast ``c``
+        per sample, log-uniform in the range, drawn before the coefficient (the family whose
+        difficulty varies: the condition number grows with ``c``). The two coefficient
+        values become ``m sqrt(c)`` and ``m / sqrt(c)`` with ``m = sqrt(high * low)``, so the
+        sample's pattern (which nodes are high) does not depend on ``c``. Stored per sample
+        as the variable ``contrast`` and settable by an active sampler
+        (:meth:`parameter_space`). Piecewise-constant coefficient only.
     solver, rtol, precond, krylov_m, recycle_k
         How the systems are solved and checked, see
         :class:`~pdeml.solvers.problems.linear.LinearProblem`.
@@ -79,6 +88,7 @@ class DarcyFlow(LinearProblem):
         solver_resolution: int | None = None,
         source: str = "constant",
         save_ritz: int = 0,
+        contrast_range: Sequence[float] | None = None,
     ) -> None:
         if int(resolution) != resolution or resolution < 4:
             raise ValueError(f"darcy resolution must be an integer >= 4, got {resolution}")
@@ -98,6 +108,13 @@ class DarcyFlow(LinearProblem):
         if source not in SOURCES:
             raise ValueError(f"unknown darcy source '{source}'; use one of {', '.join(SOURCES)}")
         self.source = source
+        self.contrast_range: ParameterRange | None = None
+        if contrast_range is not None:
+            if coefficient != "piecewise_constant":
+                raise ValueError(f"darcy contrast_range needs coefficient='piecewise_constant', "
+                                 f"got '{coefficient}'")
+            self.contrast_range = range_option("darcy", "contrast_range", contrast_range, "log",
+                                               minimum=1.0)
         self.input_vars = ("a", "f") if source == "random" else ("a",)
         self.resolution = int(resolution)
         self.coefficient = coefficient
@@ -130,15 +147,36 @@ class DarcyFlow(LinearProblem):
             "tau": self.tau,
             "high": float(self.high),
             "low": float(self.low),
+            **({} if self.contrast_range is None else {
+                "contrast_range": [self.contrast_range.low, self.contrast_range.high]}),
             "discretization": "finite volume, 5-point, harmonic face averages",
             **self.solver_attrs(),
         }
 
-    def draw_coefficient(self, rng: np.random.Generator) -> np.ndarray:
-        """Draw one coefficient field on the solver's node grid."""
+    def parameter_space(self) -> dict[str, ParameterRange]:
+        return {} if self.contrast_range is None else {"contrast": self.contrast_range}
+
+    def parameter_variables(self) -> dict[str, Variable]:
+        if self.contrast_range is None:
+            return {}
+        return {"contrast": Variable((), "1", "coefficient contrast high/low of this sample")}
+
+    def coefficient_values(self, contrast: float | None = None) -> tuple[float, float]:
+        """``(high, low)`` of the piecewise-constant coefficient: the configured ones, or
+        those of ``contrast`` about their geometric mean (``contrast_range``)."""
+        if contrast is None:
+            return self.high, self.low
+        m, r = np.sqrt(self.high * self.low), np.sqrt(contrast)
+        return float(m * r), float(m / r)
+
+    def draw_coefficient(self, rng: np.random.Generator,
+                         contrast: float | None = None) -> np.ndarray:
+        """Draw one coefficient field on the solver's node grid (with ``contrast`` high/low,
+        see :meth:`coefficient_values`)."""
         shape = (self.solver_resolution, self.solver_resolution)
         if self.coefficient == "piecewise_constant":
-            return piecewise_constant(shape, rng, self.high, self.low, self.alpha, self.tau)
+            high, low = self.coefficient_values(contrast)
+            return piecewise_constant(shape, rng, high, low, self.alpha, self.tau)
         return lognormal(shape, rng, self.alpha, self.tau)
 
     def assemble(
@@ -187,10 +225,18 @@ class DarcyFlow(LinearProblem):
         return "amg-fresh" if n_unknowns >= AMG_FRESH_FROM else "direct"
 
     def draw_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        a = self.draw_coefficient(rng)
+        return self.draw_inputs_with(rng, None)
+
+    def draw_inputs_with(self, rng: np.random.Generator,
+                         params: dict[str, float] | None) -> dict[str, np.ndarray]:
+        """The contrast first (with ``contrast_range``; drawn even when given), then the
+        coefficient, then a random source."""
+        values = self.draw_parameters(rng, params)  # {} without a range; refuses params then
+        a = self.draw_coefficient(rng, values.get("contrast"))
+        out = {"a": a}
         if self.source == "random":  # drawn after a: the coefficient is that of "constant"
-            return {"a": a, "f": random_source(a.shape, rng, self.alpha, self.tau)}
-        return {"a": a}
+            out["f"] = random_source(a.shape, rng, self.alpha, self.tau)
+        return {**out, **{k: np.float64(v) for k, v in values.items()}}
 
     def system(self, inputs: dict[str, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
         return self.assemble(inputs["a"], inputs.get("f"))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from pdeml.solvers.fields import gaussian_random_field
-from pdeml.solvers.problems.base import Variable
+from pdeml.solvers.problems.base import ParameterRange, Variable, range_option
 from pdeml.solvers.problems.linear import LinearProblem, assemble_diffusion
 
 
@@ -30,6 +31,12 @@ class Helmholtz(LinearProblem):
         Nodes per axis, boundary included (at least 4).
     k0, contrast
         Mean wavenumber and relative variation (``0 <= contrast < 1``).
+    k0_range
+        ``[low, high]`` with ``0 <= low < high``: a new ``k0`` per sample, uniform in the
+        range, drawn before the wavenumber field (so the field's pattern does not depend on
+        it). Stored per sample as the variable ``k0`` and settable by an active sampler
+        (:meth:`parameter_space`); it replaces ``k0``. Mind the grid: ``high (1 + contrast)``
+        sets the nodes per wavelength (no check, as for ``k0``).
     gamma
         Damping (imaginary part of the relative shift), ``> 0``.
     width
@@ -49,7 +56,8 @@ class Helmholtz(LinearProblem):
     def __init__(self, resolution: int = 64, k0: float = 10.0, contrast: float = 0.2,
                  gamma: float = 0.05, width: float = 0.05, alpha: float = 2.0,
                  tau: float = 3.0, solver: str = "auto", rtol: float = 1e-8,
-                 precond: str = "auto", krylov_m: int = 40, recycle_k: int = 20) -> None:
+                 precond: str = "auto", krylov_m: int = 40, recycle_k: int = 20,
+                 k0_range: Sequence[float] | None = None) -> None:
         if int(resolution) != resolution or resolution < 4:
             raise ValueError(f"helmholtz resolution must be an integer >= 4, got {resolution}")
         if not (0.0 <= contrast < 1.0 and gamma > 0.0 and k0 >= 0.0 and width > 0.0):
@@ -57,6 +65,10 @@ class Helmholtz(LinearProblem):
         self.resolution, self.k0, self.contrast = int(resolution), float(k0), float(contrast)
         self.gamma, self.width = float(gamma), float(width)
         self.alpha, self.tau = float(alpha), float(tau)
+        self.k0_range: ParameterRange | None = None
+        if k0_range is not None:
+            self.k0_range = range_option("helmholtz", "k0_range", k0_range, "linear",
+                                         minimum=0.0)
         self._setup_solver(solver, rtol, precond, krylov_m, recycle_k)
 
     def field_variables(self) -> dict[str, Variable]:
@@ -64,8 +76,18 @@ class Helmholtz(LinearProblem):
                 "u_real": Variable(("y", "x"), "1", "real part of the solution"),
                 "u_imag": Variable(("y", "x"), "1", "imaginary part of the solution")}
 
+    def parameter_space(self) -> dict[str, ParameterRange]:
+        return {} if self.k0_range is None else {"k0": self.k0_range}
+
+    def parameter_variables(self) -> dict[str, Variable]:
+        if self.k0_range is None:
+            return {}
+        return {"k0": Variable((), "1", "mean wavenumber k0 of this sample")}
+
     def attrs(self) -> dict[str, Any]:
-        return {"resolution": self.resolution, "k0": self.k0, "contrast": self.contrast,
+        rng = self.k0_range
+        k0 = {"k0": self.k0} if rng is None else {"k0_range": [rng.low, rng.high]}
+        return {"resolution": self.resolution, **k0, "contrast": self.contrast,
                 "gamma": self.gamma, "width": self.width, "alpha": self.alpha, "tau": self.tau,
                 "discretization": "5-point finite differences, complex shift",
                 **self.solver_attrs()}
@@ -95,9 +117,17 @@ class Helmholtz(LinearProblem):
         return u
 
     def draw_inputs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return self.draw_inputs_with(rng, None)
+
+    def draw_inputs_with(self, rng: np.random.Generator,
+                         params: dict[str, float] | None) -> dict[str, np.ndarray]:
+        """``k0`` first (with ``k0_range``; drawn even when given), then the field ``g``."""
+        values = self.draw_parameters(rng, params)  # {} without a range; refuses params then
         shape = (self.resolution, self.resolution)
         g = gaussian_random_field(shape, rng, self.alpha, self.tau)
-        return {"k": self.k0 * (1.0 + self.contrast * np.tanh(g))}
+        k0 = values.get("k0", self.k0)
+        return {"k": k0 * (1.0 + self.contrast * np.tanh(g)),
+                **{k: np.float64(v) for k, v in values.items()}}
 
     def system(self, inputs: dict[str, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
         return self.assemble(inputs["k"])

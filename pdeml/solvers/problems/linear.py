@@ -394,6 +394,33 @@ class LinearProblem(Problem):
         """Draw the random input fields of one sample."""
         raise NotImplementedError
 
+    def draw_inputs_with(self, rng: np.random.Generator,
+                         params: dict[str, float] | None) -> dict[str, np.ndarray]:
+        """:meth:`draw_inputs`, with the per-sample parameters given instead of drawn.
+
+        A problem with a :meth:`parameter_space` overrides this: it draws them first
+        (:meth:`draw_parameters`) and returns them beside its fields as 0-d arrays
+        (:meth:`parameter_variables`). This default refuses ``params``.
+        """
+        if params is not None:
+            self.checked_params(params)  # raises: no per-sample parameters
+            raise NotImplementedError(f"{self.name}: parameter_space without draw_inputs_with")
+        return self.draw_inputs(rng)
+
+    def stored_inputs(self, rng: np.random.Generator,
+                      params: dict[str, float] | None) -> dict[str, np.ndarray]:
+        """:meth:`draw_inputs_with` on the stored grid (every ``stride``-th node of the
+        solver grid, as :meth:`outputs` stores them)."""
+        inputs = self.draw_inputs_with(rng, params)
+        k = getattr(self, "stride", 1)
+        if k == 1:
+            return inputs
+        return {v: a[::k, ::k] if v in self.input_vars else a for v, a in inputs.items()}
+
+    def parameter_variables(self) -> dict[str, Variable]:
+        """The per-sample parameters stored as 0-d variables (none by default)."""
+        return {}
+
     def system(self, inputs: dict[str, np.ndarray]) -> tuple[sp.csr_matrix, np.ndarray]:
         """Assemble ``A u = b`` for one sample's inputs."""
         raise NotImplementedError
@@ -408,7 +435,8 @@ class LinearProblem(Problem):
 
     # -- shared machinery ----------------------------------------------------------------------
     def variables(self) -> dict[str, Variable]:
-        return {**self.field_variables(), **self.ritz_variables(), **STAT_VARIABLES}
+        return {**self.field_variables(), **self.ritz_variables(), **self.parameter_variables(),
+                **STAT_VARIABLES}
 
     def solver_attrs(self) -> dict[str, Any]:
         """Solver settings for the file's provenance."""
@@ -482,16 +510,32 @@ class LinearProblem(Problem):
         return problem_hooks(self, self.surrogate,
                              (self.surrogate_options or {}).get("use", "guess"))
 
-    def sample(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        return self.sample_batch([rng])[0]
+    def sample(self, rng: np.random.Generator,
+               params: dict[str, float] | None = None) -> dict[str, np.ndarray]:
+        """One sample (:meth:`sample_batch` of one); ``params`` as in
+        :meth:`~pdeml.solvers.problems.base.Problem.sample_with`."""
+        return self.sample_batch([rng], None if params is None else [params])[0]
 
-    def sample_batch(self, rngs: Sequence[np.random.Generator]) -> list[dict[str, np.ndarray]]:
+    def sample_batch(self, rngs: Sequence[np.random.Generator],
+                     params: Sequence[dict[str, float] | None] | None = None,
+                     ) -> list[dict[str, np.ndarray]]:
         """Draw one sample per generator, solve them as one sorted sequence, verify each.
 
         The result depends on the generators only (a fresh solver per call), so a shard is a
         deterministic unit and a resumed or distributed job reproduces a serial one bit for bit.
+
+        Parameters
+        ----------
+        rngs
+            One generator per sample.
+        params
+            One entry per generator: the per-sample parameters of that sample
+            (:meth:`draw_inputs_with`), or ``None`` to draw them; ``None``: all drawn.
         """
-        inputs = [self.draw_inputs(rng) for rng in rngs]
+        params = [None] * len(rngs) if params is None else list(params)
+        if len(params) != len(rngs):
+            raise ValueError(f"{len(params)} parameter sets for {len(rngs)} samples")
+        inputs = [self.draw_inputs_with(r, p) for r, p in zip(rngs, params, strict=True)]
         systems = [self.system(inp) for inp in inputs]
         ritz = self._ritz_recorder([A.shape[0] for A, _ in systems])
         xs, stats = self.solve_systems([A for A, _ in systems], [b for _, b in systems],
