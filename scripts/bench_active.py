@@ -4,8 +4,9 @@ Families whose difficulty varies with a parameter drawn per sample (``--family``
 
 - ``burgers``: periodic Burgers with ``nu`` log-uniform in ``--range`` (default [1e-2, 1e-1];
   shocks steepen as ``nu`` falls); the model sees ``nu`` as an input channel.
-- ``darcy``: piecewise-constant Darcy 32² whose coefficient contrast high/low is log-uniform
-  in ``--range`` (default [2, 1000]); the model sees the coefficient field.
+- ``darcy``: piecewise-constant Darcy, solved on 125² and stored on 32², whose coefficient
+  contrast high/low is log-uniform in ``--range`` (default [2, 1000]); the model sees the
+  coefficient field.
 - ``helmholtz``: damped Helmholtz 32² with the mean wavenumber ``k0`` uniform in ``--range``
   (default [2, 24]); the model sees the wavenumber field.
 
@@ -78,6 +79,8 @@ def family(args: argparse.Namespace) -> dict[str, Any]:
         opts = {"resolution": args.resolution, "final_time": args.final_time, "n_snapshots": 1}
     else:
         opts = {"resolution": args.resolution}
+        if args.family == "darcy":  # solved on a finer grid, stored on the model's
+            opts["solver_resolution"] = args.solver_resolution
     return opts | {spec["range_key"]: list(spec["range"])}
 
 
@@ -110,11 +113,15 @@ def run_one(args: argparse.Namespace, out: Path, data: dict[str, Path], sampler:
     sampler_spec: dict[str, Any] = {"name": sampler}
     if sampler in ("breed", "hardness"):
         sampler_spec["signal"] = args.signal
+    if sampler == "hardness":
+        sampler_spec |= {"beta": args.hardness_beta, "floor": args.floor}
     if sampler == "breed":
         sampler_spec |= {"period": args.period, "min_observed": args.period,
                          "window": args.budget}
     if sampler == "sbal":
         sampler_spec |= {"pool": args.pool, "min_steps": args.min_steps}
+    if sampler == "tilted":
+        sampler_spec["weights"] = list(args.weights)
     n_modes = [args.modes] * spec["dims"]
     tee = run.parent / f"{name}_stream.h5"
     if not (run / "metrics.json").exists():
@@ -290,12 +297,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--period", type=int, default=64, help="breed: proposals per generation")
     ap.add_argument("--signal", choices=("every", "first"), default="every",
                     help="breed/hardness: the training-loss signal (pdeml.datasets.samplers)")
+    ap.add_argument("--hardness-beta", type=float, default=1.0,
+                    help="hardness: exponent on a cell's average loss")
+    ap.add_argument("--floor", type=float, default=0.3, help="hardness: share from the prior")
     ap.add_argument("--pool", type=int, default=64, help="sbal: candidates per sample")
+    ap.add_argument("--weights", nargs="+", type=float, default=[4.0, 2.0, 1.0],
+                    help="tilted: weights of equal bins of the (unit) range, low to high")
     ap.add_argument("--min-steps", type=int, default=200,
                     help="sbal: optimizer steps before the ensemble chooses")
     ap.add_argument("--resolution", type=int, default=None,
                     help="grid (default: burgers 128, darcy and helmholtz 32)")
     ap.add_argument("--final-time", type=float, default=1.0, help="burgers")
+    ap.add_argument("--solver-resolution", type=int, default=125,
+                    help="darcy: the grid solved on ((n - 1) a multiple of resolution - 1)")
     ap.add_argument("--modes", type=int, default=None, help="default: 16 (1-D), 12 (2-D)")
     ap.add_argument("--width", type=int, default=32)
     ap.add_argument("--layers", type=int, default=None, help="default: 3 (1-D), 4 (2-D)")
@@ -308,7 +322,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if args.family != "burgers" or args.range is not None:
             ap.error("--nu is burgers' --range; give one of them")
         args.range = args.nu
-    if any(not 0 <= p <= 1 for p in args.pace):
+    paces = args.pace + [float(t.partition("@")[2]) for t in args.samplers if "@" in t]
+    if any(not 0 <= p <= 1 for p in paces):
         ap.error("--pace takes shares in [0, 1]")
     one_d = FAMILIES[args.family]["dims"] == 1
     args.resolution = args.resolution or (128 if one_d else 32)
@@ -317,15 +332,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def rows_of(args: argparse.Namespace) -> list[tuple[str, float]]:
+    """(sampler, pace) rows: ``name@P`` runs at pace ``P``; a bare name at every ``--pace``."""
+    rows = []
+    for token in args.samplers:
+        name, _, pace = token.partition("@")
+        for p in ([float(pace)] if pace else args.pace):
+            if (name, p) not in rows:
+                rows.append((name, p))
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = held_out(args, out)
-    runs = [run_one(args, out, data, s, pace, seed) for seed in args.seeds
-            for pace in args.pace for s in args.samplers]
-    labels = [label(s, pace) for pace in args.pace for s in args.samplers]
+    rows = rows_of(args)
+    runs = [run_one(args, out, data, s, pace, seed) for seed in args.seeds for s, pace in rows]
+    labels = [label(s, pace) for s, pace in rows]
     table = summarize(runs, labels)
     load = [round(v, 2) for v in os.getloadavg()]
     spec = spec_of(args)

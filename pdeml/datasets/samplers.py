@@ -35,6 +35,9 @@ uniform (log-uniform parameters are uniform in ``log``).
 ``hardness``
     pdeml's own (:class:`HardnessSampler`): a per-cell moving average of the loss over the
     range, sampled in proportion to it, with a share drawn from the prior.
+``tilted``
+    A fixed density over the range (:class:`TiltedSampler`), the non-adaptive baseline an
+    active sampler must beat: more samples where the user expects the error.
 ``sbal``
     AL4PDE's SBAL (:class:`SBALSampler`): a candidate pool per sample, scored between
     optimizer steps by the disagreement of the trained model and a second ensemble member.
@@ -57,7 +60,7 @@ import numpy as np
 from pdeml.solvers.problems.base import ParameterRange
 
 __all__ = ["SAMPLERS", "BreedSampler", "HardnessSampler", "SBALSampler", "Sampler",
-           "UniformSampler", "make_sampler"]
+           "TiltedSampler", "UniformSampler", "make_sampler"]
 
 
 class Sampler:
@@ -327,6 +330,43 @@ class HardnessSampler(Sampler):
         self.avg = np.array([np.nan if v is None else v for v in state["avg"]], float)
 
 
+class TiltedSampler(Sampler):
+    """A fixed density over the range: the plain baseline for where a user knows it is hard.
+
+    The unit interval of each parameter is cut into ``len(weights)`` equal bins; a proposal
+    picks a bin with probability proportional to its weight (per parameter, independently)
+    and draws uniformly inside it. ``weights: [4, 2, 1]`` sends 4/7 of the samples to the
+    lowest third of the range (of ``log nu`` for Burgers' log-uniform viscosity). It learns
+    nothing: an active sampler has to beat it to show that steering pays.
+
+    Parameters
+    ----------
+    space, seed, signal
+        See :class:`Sampler` (no signal is used).
+    weights
+        Relative weights of equal bins of the unit interval (non-negative, not all zero).
+    """
+
+    name = "tilted"
+
+    def __init__(self, space: dict[str, ParameterRange], seed: int = 0,
+                 weights: list[float] | tuple[float, ...] = (4.0, 2.0, 1.0),
+                 signal: str = "every") -> None:
+        super().__init__(space, seed, signal)
+        w = np.asarray(weights, float) if isinstance(weights, list | tuple) else np.array([])
+        if w.ndim != 1 or len(w) < 1 or not np.isfinite(w).all() or (w < 0).any() \
+                or w.sum() <= 0:
+            raise ValueError(f"tilted weights must be a list of non-negative numbers, not all "
+                             f"zero, got {weights!r}")
+        self.weights = w / w.sum()
+
+    def _propose(self, index: int) -> tuple[dict[str, float] | None, str]:
+        rng = self._rng(index)
+        n = len(self.weights)
+        bins = rng.choice(n, size=len(self.names), p=self.weights)
+        return self.to_params((bins + rng.random(len(self.names))) / n), "tilted"
+
+
 class SBALSampler(Sampler):
     """SBAL (AL4PDE): candidates drawn in proportion to a 2-model ensemble's disagreement.
 
@@ -444,7 +484,8 @@ class SBALSampler(Sampler):
 
 
 SAMPLERS: dict[str, type[Sampler]] = {"uniform": UniformSampler, "breed": BreedSampler,
-                                      "hardness": HardnessSampler, "sbal": SBALSampler}
+                                      "hardness": HardnessSampler, "sbal": SBALSampler,
+                                      "tilted": TiltedSampler}
 
 
 def make_sampler(spec: str | dict[str, Any] | None, space: dict[str, ParameterRange],

@@ -11,6 +11,7 @@ from pdeml.datasets.samplers import (
     BreedSampler,
     HardnessSampler,
     SBALSampler,
+    TiltedSampler,
     UniformSampler,
     make_sampler,
 )
@@ -114,6 +115,17 @@ def test_sbal_draws_in_proportion_to_the_uncertainty_and_keeps_its_choice():
     share = np.mean([p["viscosity"] > SPACE["viscosity"].from_unit(0.5) for p in picks])
     assert abs(share - 0.75) < 0.04
     assert s.choose(1, cands, np.zeros(8), step=0) in [s.to_params(u) for u in cands]
+
+
+def test_tilted_follows_its_fixed_weights():
+    s = TiltedSampler(SPACE, seed=4, weights=[4, 2, 1])
+    u = np.array([s.to_unit(p)[0] for p in s.propose(list(range(3000)))])
+    shares = [((u >= a / 3) & (u < (a + 1) / 3)).mean() for a in range(3)]
+    assert np.allclose(shares, [4 / 7, 2 / 7, 1 / 7], atol=0.03)
+    assert s.propose([7]) == TiltedSampler(SPACE, seed=4, weights=[4, 2, 1]).propose([7])
+    for bad in ([], [-1, 2], [0, 0], "4 2 1"):
+        with pytest.raises(ValueError, match="tilted weights must be"):
+            TiltedSampler(SPACE, weights=bad)
 
 
 def test_burgers_draws_its_inputs_without_solving_as_the_sample_does():
