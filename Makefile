@@ -5,7 +5,7 @@ TORCH ?= torch==2.13.0
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.pdeml-installed
-EXTRAS ?= dev,solvers,onnx,docs
+EXTRAS ?= dev,solvers,onnx,docs,well
 # OpenBLAS worker threads make small BLAS calls 15-100x slower on a busy 2-core machine.
 export OPENBLAS_NUM_THREADS ?= 1
 

@@ -176,6 +176,15 @@ def _cmd_import(args: argparse.Namespace) -> dict[str, Any]:
                                          overwrite=args.overwrite, **options))}
 
 
+def _cmd_export_data(args: argparse.Namespace) -> dict[str, Any]:
+    from pdeml.datasets.the_well_export import export_the_well
+
+    result = export_the_well(args.src, args.out, name=args.name, overwrite=args.overwrite)
+    if result["skipped"]:
+        _note(f"not on the fields' grid, not exported: {', '.join(result['skipped'])}")
+    return result
+
+
 def _cmd_export(args: argparse.Namespace) -> dict[str, Any]:
     from pdeml.export import export_run
 
@@ -373,10 +382,10 @@ def _add_evaluate(sub: Any) -> None:
 def _add_io(sub: Any) -> None:
     m = _verb(sub, "import", "convert an outside dataset into a pdeml HDF5 file", (
         "pdeml import neuraloperator darcy_train_16.pt --out darcy16.h5",
-        "pdeml import pdebench 2D_diff-react_NA_NA.h5 --out rd.h5 --names u,v --limit 100"),
-        _cmd_import)
-    m.add_argument("format", choices=("fno-mat", "pdebench", "neuraloperator", "cfdbench"),
-                   help="source format")
+        "pdeml import pdebench 2D_diff-react_NA_NA.h5 --out rd.h5 --names u,v --limit 100",
+        "pdeml import the_well shear_flow_Reynolds_1e5.hdf5 --out shear.h5"), _cmd_import)
+    m.add_argument("format", choices=("fno-mat", "pdebench", "neuraloperator", "cfdbench",
+                                      "the_well"), help="source format")
     m.add_argument("src", help="source file (or CFDBench folder)")
     m.add_argument("--out", required=True, help="target .h5 file")
     m.add_argument("--inputs", nargs="+", help="declared input selectors, e.g. a or u[0]")
@@ -387,6 +396,16 @@ def _add_io(sub: Any) -> None:
     m.add_argument("--subsets", help="cfdbench: subsets of a problem folder, e.g. prop_bc")
     m.add_argument("--split", choices=("train", "val", "test"),
                    help="cfdbench: only this part of CFDBench's seeded 8:1:1 case split")
+
+    d = _verb(sub, "export-data", "write a time-dependent pdeml dataset in The Well's HDF5 "
+              "layout", ("pdeml export-data data/ns/test.h5 --out well/ns/data/test/ns.hdf5",),
+              _cmd_export_data)
+    d.add_argument("src", help="a pdeml HDF5 file with (sample, time, *grid) fields")
+    d.add_argument("--format", choices=("the_well",), default="the_well",
+                   help="target format (default the_well)")
+    d.add_argument("--out", required=True, help="target .hdf5 (or .h5) file")
+    d.add_argument("--name", help="The Well's dataset_name (default: the source's problem)")
+    d.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
 
     x = _verb(sub, "export", "export a run to .pt2 (torch.export) or .onnx + model card", (
         "pdeml export runs/fno --out model/fno.pt2",

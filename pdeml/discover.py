@@ -124,9 +124,12 @@ def info(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path} is not an HDF5 file") from None
     with f:
         if "pdeml_schema_version" not in f.attrs:  # PDEBench, FNO .mat v7.3, The Well ...
+            well = "n_trajectories" in f.attrs and "dimensions" in f
             raise ValueError(f"{path} is an HDF5 file but not a pdeml file (no "
-                             "pdeml_schema_version attribute); `pdeml import` converts "
-                             "PDEBench and neuraloperator files")
+                             "pdeml_schema_version attribute); " + (
+                                 "it looks like The Well's: `pdeml import the_well` converts "
+                                 "it" if well else "`pdeml import` converts PDEBench, The "
+                                 "Well and neuraloperator files"))
         attrs = {k: _attr(v) for k, v in f.attrs.items() if not k.startswith("_")}
         variables, dims, stats = {}, {}, {}
         for name, ds in f.items():
@@ -142,8 +145,10 @@ def info(path: str | Path) -> dict[str, Any]:
                 v = np.asarray(ds[...], np.float64)
                 stats[name] = {"min": float(v.min()), "median": float(np.median(v)),
                                "max": float(v.max())}
+        bcs = {name: {k: _attr(v) for k, v in g.attrs.items()}
+               for name, g in f.get("boundary_conditions", {}).items()}
     return {"file": str(path), "dims": dims, "variables": variables, "attributes": attrs,
-            "solver_stats": stats}
+            "solver_stats": stats, "boundary_conditions": bcs}
 
 
 def _dim_name(ds: Any, axis: int) -> str:
@@ -179,6 +184,13 @@ def format_info(found: dict[str, Any]) -> str:
              "  variables:"]
     for name, v in found["variables"].items():
         lines.append(f"    {name} ({', '.join(v['dims'])}) {v['dtype']}")
+    if found.get("boundary_conditions"):
+        lines.append("  boundary conditions:")
+        for name, bc in found["boundary_conditions"].items():
+            dims = bc.get("associated_dims", "")
+            where = ", ".join(dims) if isinstance(dims, list) else dims
+            side = f" ({bc['side']})" if "side" in bc else ""
+            lines.append(f"    {name}: {bc.get('bc_type', '?')} on {where}{side}")
     lines.append("  provenance:")
     for k, v in found["attributes"].items():
         text = json.dumps(v) if not isinstance(v, str) else v

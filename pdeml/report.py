@@ -281,6 +281,10 @@ METRIC_DEFINITIONS = {
     "frmse_low": "share of the MSE in radial wavenumbers |k| <= 4",
     "frmse_mid": "share of the MSE in 5 <= |k| <= 12",
     "frmse_high": "share of the MSE in |k| >= 13",
+    "vrmse": "The Well's VRMSE: mean over samples, steps, variables of "
+             "sqrt(MSE / (var(y) + 1e-7))",
+    **{f"bs{n}mse_{b}": f"The Well's binned spectral {n.upper()}MSE, {b} wavenumber bin"
+       for n in ("", "n") for b in ("low", "mid", "high")},
     "rollout_rel_l2": "rel_l2 of the free rollout from the first frame, mean over steps",
     "rollout_rmse": "RMSE of the free rollout, pooled over steps",
     "rollout_final_rel_l2": "rel_l2 of the free rollout at its last step",

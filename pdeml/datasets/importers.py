@@ -6,7 +6,8 @@ Formats (``pdeml import FORMAT SRC --out DST.h5``):
 - ``fno-mat``: the FNO paper's MATLAB files, v5 (scipy.io) and v7.3 (HDF5, via h5py);
 - ``pdebench``: PDEBench HDF5, single-array files (``tensor`` or ``Vx``/``density``/... with
   ``x-coordinate``...) and per-seed-group files (``0000/data``, ``0000/grid/x``...);
-- ``cfdbench``: CFDBench case folders (``case.json``, ``u.npy``, ``v.npy``).
+- ``cfdbench``: CFDBench case folders (``case.json``, ``u.npy``, ``v.npy``);
+- ``the_well``: The Well's HDF5 files (see :mod:`pdeml.datasets.the_well`).
 
 Every importer declares ``input_vars``/``output_vars`` (overridable with ``inputs`` and
 ``outputs``), records the source in the root attributes, and writes atomically.
@@ -415,9 +416,22 @@ def import_cfdbench(
     return _import(src, dst, inputs, outputs, n_samples, subsets, split, seed)
 
 
+def import_the_well(
+    src: str | Path, dst: str | Path, inputs: Sequence[str] | None = None,
+    outputs: Sequence[str] | None = None, n_samples: int | None = None,
+) -> Path:
+    """One HDF5 file of The Well into a pdeml HDF5 file: see
+    :func:`pdeml.datasets.the_well.import_the_well` (trajectories kept whole, tensor fields
+    split into components, scalars as parameters, boundary conditions, units, coordinates)."""
+    from pdeml.datasets.the_well import import_the_well as _import
+
+    return _import(src, dst, inputs, outputs, n_samples)
+
+
 IMPORTERS: dict[str, Callable[..., Path]] = {
     "fno-mat": import_fno_mat, "pdebench": import_pdebench,
     "neuraloperator": import_neuraloperator_pt, "cfdbench": import_cfdbench,
+    "the_well": import_the_well,
 }
 
 
