@@ -311,7 +311,8 @@ class OnlineDataModule(L.LightningDataModule):
         the start, the rest in proportion to the steps taken (:class:`StreamPace`). Without it
         a stream whose solves are faster than training ends early, and an active sampler
         steers its last samples with the signals of a model still far from trained.
-        Needs ``max_samples`` and ``num_workers=0``.
+        Needs ``max_samples``, the ``reservoir`` buffer (a FIFO would starve the trainer
+        while samples are held back) and ``num_workers=0``.
     sampler
         An active sampler (:mod:`pdeml.datasets.samplers`; ``pdeml list samplers``): a name or
         ``{name: breed, ...}``. It chooses the per-sample parameters of the problem
@@ -362,9 +363,10 @@ class OnlineDataModule(L.LightningDataModule):
             if isinstance(pace, bool) or not isinstance(pace, int | float) or not 0 < pace <= 1:
                 raise ValueError(f"online pace must be a share of the steps in (0, 1], got "
                                  f"{pace!r}")
-            if max_samples is None or num_workers:
-                raise ValueError("online pace needs max_samples (a finite stream) and "
-                                 "num_workers=0")
+            if max_samples is None or num_workers or buffer != "reservoir":
+                raise ValueError("online pace needs max_samples (a finite stream), "
+                                 "buffer: reservoir (which serves its samples again while "
+                                 "the next are held back) and num_workers=0")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
         self.val_path, self.test_path = val, test

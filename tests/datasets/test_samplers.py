@@ -282,9 +282,12 @@ def test_pace_releases_the_budget_over_its_share_of_the_steps():
     for bad, match in ((0, "pace must be a share"), (1.5, "pace must be a share"),
                        (True, "pace must be a share")):
         with pytest.raises(ValueError, match=match):
-            OnlineDataModule("burgers", BURGERS, max_samples=10, pace=bad)
+            OnlineDataModule("burgers", BURGERS, max_samples=10, buffer="reservoir",
+                             pace=bad)
     with pytest.raises(ValueError, match="needs max_samples"):
-        OnlineDataModule("burgers", BURGERS, pace=0.5)
+        OnlineDataModule("burgers", BURGERS, buffer="reservoir", pace=0.5)
+    with pytest.raises(ValueError, match="buffer: reservoir"):
+        OnlineDataModule("burgers", BURGERS, max_samples=10, buffer="fifo", pace=0.5)
 
 
 @pytest.mark.timeout(600)
