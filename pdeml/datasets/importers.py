@@ -228,29 +228,11 @@ def _write_stream(
     dst: str | Path, n: int, coords: dict[str, np.ndarray], variables: dict[str, Variable],
     read: Callable[[int, int], dict[str, np.ndarray]], attrs: dict[str, Any], chunk: int = 32,
 ) -> Path:
-    """Write ``n`` samples, ``read(start, stop)`` at a time, atomically (tmp + rename)."""
-    import os
+    """Write ``n`` samples, ``read(start, stop)`` at a time, atomically (tmp + rename): The
+    Well importer's writer without units, variable attributes or boundary conditions."""
+    from pdeml.datasets.the_well import write_streamed
 
-    import h5netcdf
-
-    from pdeml.datasets.schema import create_layout
-
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    try:
-        with h5netcdf.File(tmp, "w") as f:
-            out = create_layout(f, n, coords, variables)
-            for start in range(0, n, chunk):
-                stop = min(n, start + chunk)
-                for name, a in read(start, stop).items():
-                    out[name][start:stop] = np.asarray(a).astype(out[name].dtype)
-            f.attrs.update(attrs)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    os.replace(tmp, dst)
-    return dst
+    return write_streamed(Path(dst), n, coords, {}, variables, {}, {}, read, attrs, chunk)
 
 
 # ------------------------------------------------------------------------------- PDEBench
