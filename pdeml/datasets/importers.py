@@ -28,7 +28,7 @@ from pdeml import __version__
 from pdeml.datasets.declare import declare_io as _declare
 from pdeml.datasets.declare import variable_name as _name
 from pdeml.datasets.reader import parse_selector
-from pdeml.datasets.schema import SCHEMA_VERSION, DatasetError, write_arrays
+from pdeml.datasets.schema import SCHEMA_VERSION, DatasetError, open_source, write_arrays
 from pdeml.solvers.fields import grid_points
 from pdeml.solvers.problems.base import Variable
 
@@ -239,13 +239,6 @@ def _write_stream(
 _COORDS = ("x-coordinate", "y-coordinate", "z-coordinate")
 
 
-def _open_hdf5(src: Path) -> h5py.File:
-    if not src.exists():
-        raise DatasetError(f"file not found: {src}")
-    try:
-        return h5py.File(src, "r")
-    except OSError as err:
-        raise DatasetError(f"cannot read {src}: not an HDF5 file or truncated ({err})") from None
 
 
 def import_pdebench(
@@ -269,7 +262,7 @@ def import_pdebench(
     outputs unless ``inputs``/``outputs`` say otherwise; ``n_samples`` keeps the first ones.
     """
     src = Path(src)
-    with _open_hdf5(src) as f:
+    with open_source(src) as f:
         groups = sorted(k for k, v in f.items() if isinstance(v, h5py.Group) and "data" in v)
         if groups:
             plan = _seed_plan(src, f, groups, names, n_samples)

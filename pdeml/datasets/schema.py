@@ -111,6 +111,17 @@ def _plain_attr(value: Any) -> Any:
     return value
 
 
+def open_source(src: Path) -> h5py.File:
+    """An outside HDF5 file opened for reading, or a one-line :class:`DatasetError` (missing,
+    not HDF5, truncated)."""
+    if not src.exists():
+        raise DatasetError(f"file not found: {src}")
+    try:
+        return h5py.File(src, "r")
+    except OSError as err:
+        raise DatasetError(f"cannot read {src}: not an HDF5 file or truncated ({err})") from None
+
+
 def create_layout(
     f: h5netcdf.File, n: int | None, coords: dict[str, np.ndarray], variables: dict[str, Variable],
     coord_units: dict[str, str] | None = None,

@@ -64,6 +64,7 @@ from pdeml.datasets.schema import (
     SCHEMA_VERSION,
     DatasetError,
     create_layout,
+    open_source,
 )
 from pdeml.solvers.problems.base import Variable
 
@@ -110,13 +111,6 @@ def chunk_rows(n: int, bytes_per_sample: int) -> int:
     return max(1, min(n, CHUNK_BYTES // max(bytes_per_sample, 1)))
 
 
-def _open(src: Path) -> h5py.File:
-    if not src.exists():
-        raise DatasetError(f"file not found: {src}")
-    try:
-        return h5py.File(src, "r")
-    except OSError as err:
-        raise DatasetError(f"cannot read {src}: not an HDF5 file or truncated ({err})") from None
 
 
 # ------------------------------------------------------------------------------- import
@@ -161,7 +155,7 @@ def import_the_well(
         Import only the first trajectories.
     """
     src, dst = Path(src), Path(dst)
-    with _open(src) as f:
+    with open_source(src) as f:
         n_file = _check_root(src, f)
         n = n_file
         if n_samples is not None:

@@ -209,29 +209,36 @@ def test_the_stream_solves_the_chosen_parameters_and_keeps_them(client):
                      task=lambda: (None, ()))
 
 
+def _train_config(tmp_path, online, epochs):
+    """A tiny ``pdeml train`` config streaming the quick Burgers family (its test file made
+    here), with the stream settings ``online``."""
+    from pdeml.datasets import generate_dataset
+
+    generate_dataset(Burgers(**BURGERS), tmp_path / "data", {"test": 8}, seed=5, progress=False)
+    return {
+        "seed": 0,
+        "data": {
+            "online": {"problem": "burgers", "options": BURGERS, "n_workers": 1,
+                       "norm_samples": 8, **online},
+            "test": str(tmp_path / "data" / "test.h5"), "batch_size": 4,
+            "inputs": ["u0", "viscosity"], "outputs": ["u[-1]"],
+        },
+        "model": {"name": "FNO", "n_modes": [4], "hidden_channels": 8, "n_layers": 1},
+        "trainer": {"max_epochs": epochs, "enable_progress_bar": False, "logger": False},
+    }
+
+
 @pytest.mark.timeout(600)
 def test_training_feeds_every_batch_back_to_the_sampler(tmp_path):
     """pdeml train with data.online.sampler: the trainer's per-sample losses reach Breed with
     the parameters each sample was solved with, and the report prices the sampler."""
     import json
 
-    from pdeml.datasets import generate_dataset
     from pdeml.trainers.fit import train
 
-    generate_dataset(Burgers(**BURGERS), tmp_path / "data", {"test": 8}, seed=5, progress=False)
-    cfg = {
-        "seed": 0,
-        "data": {
-            "online": {"problem": "burgers", "options": BURGERS, "buffer": "fifo",
-                       "capacity": 32, "watermark": 8, "batches_per_epoch": 4, "n_workers": 1,
-                       "norm_samples": 8,
-                       "sampler": {"name": "breed", "period": 8, "min_observed": 8}},
-            "test": str(tmp_path / "data" / "test.h5"), "batch_size": 4,
-            "inputs": ["u0", "viscosity"], "outputs": ["u[-1]"],
-        },
-        "model": {"name": "FNO", "n_modes": [4], "hidden_channels": 8, "n_layers": 1},
-        "trainer": {"max_epochs": 3, "enable_progress_bar": False, "logger": False},
-    }
+    cfg = _train_config(tmp_path, {
+        "buffer": "fifo", "capacity": 32, "watermark": 8, "batches_per_epoch": 4,
+        "sampler": {"name": "breed", "period": 8, "min_observed": 8}}, epochs=3)
     train(cfg, tmp_path / "run")
     gen = json.loads((tmp_path / "run" / "metrics.json").read_text())["cost"]["generation"]
     rep = gen["sampler"]
@@ -298,25 +305,12 @@ def test_sbal_scores_between_steps_and_steers_a_paced_stream(tmp_path):
 
     import h5py
 
-    from pdeml.datasets import generate_dataset
     from pdeml.trainers.fit import train
 
-    generate_dataset(Burgers(**BURGERS), tmp_path / "data", {"test": 8}, seed=5, progress=False)
-    cfg = {
-        "seed": 0,
-        "data": {
-            "online": {"problem": "burgers", "options": BURGERS, "buffer": "reservoir",
-                       "capacity": 24, "watermark": 8, "max_samples": 24, "pace": 0.5,
-                       "batches_per_epoch": 10, "n_workers": 1, "norm_samples": 8,
-                       "tee": str(tmp_path / "stream.h5"),
-                       "sampler": {"name": "sbal", "min_steps": 5, "pool": 16,
-                                   "lookahead": 4}},
-            "test": str(tmp_path / "data" / "test.h5"), "batch_size": 4,
-            "inputs": ["u0", "viscosity"], "outputs": ["u[-1]"],
-        },
-        "model": {"name": "FNO", "n_modes": [4], "hidden_channels": 8, "n_layers": 1},
-        "trainer": {"max_epochs": 4, "enable_progress_bar": False, "logger": False},
-    }
+    cfg = _train_config(tmp_path, {
+        "buffer": "reservoir", "capacity": 24, "watermark": 8, "max_samples": 24, "pace": 0.5,
+        "batches_per_epoch": 10, "tee": str(tmp_path / "stream.h5"),
+        "sampler": {"name": "sbal", "min_steps": 5, "pool": 16, "lookahead": 4}}, epochs=4)
     train(cfg, tmp_path / "run")
     rep = json.loads((tmp_path / "run" / "metrics.json").read_text()
                      )["cost"]["generation"]["sampler"]
